@@ -1,0 +1,37 @@
+"""Argument checks shared by the library: each raises ValueError naming the argument."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_shape(name: str, x: np.ndarray, shape: tuple, meaning: str) -> None:
+    if np.shape(x) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} {meaning}, got {np.shape(x)}")
+
+
+def check_finite(name: str, x: np.ndarray) -> None:
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: expected finite numbers, got NaN or inf")
+
+
+def check_positive_int(name: str, x: object) -> None:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {x!r}")
+
+
+def check_gamma(gamma: object) -> None:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}")
+
+
+def check_probability_vectors(name: str, p: np.ndarray, what: str) -> None:
+    """The last axis of p holds probability vectors."""
+    check_finite(name, p)
+    if np.any(p < 0):
+        raise ValueError(f"{name}: {what} must be probabilities, got a negative entry ({p.min():g})")
+    sums = p.sum(axis=-1)
+    if not np.allclose(sums, 1.0, atol=1e-8):
+        worst = np.abs(sums - 1).max()
+        raise ValueError(f"{name}: {what} must sum to 1, off by up to {worst:.3g}")

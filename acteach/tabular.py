@@ -1,0 +1,321 @@
+"""Exact ground truth on small tabular MDPs (backs every notebook; introduced in 01).
+
+A tabular MDP is small enough that V^pi, Q^pi, the return J(theta) and the policy gradient
+dJ/dtheta can be computed exactly, with linear algebra instead of sampling. Every estimator in
+the course is measured against these numbers.
+
+The policy is a softmax over a table of logits, theta = logits of shape (S, A):
+
+    pi(a | s) = exp(logits[s, a]) / sum_b exp(logits[s, b])
+
+Shapes: S states, A actions, H the horizon (when finite), T time steps, N trajectories.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from acteach._validate import (
+    check_finite,
+    check_gamma,
+    check_positive_int,
+    check_probability_vectors,
+    check_shape,
+)
+
+
+@dataclass(frozen=True)
+class TabularMDP:
+    """A finite MDP with expected rewards, a start distribution and optional terminal states.
+
+    P:        (S, A, S) float — P[s, a, s'] = p(s' | s, a); each P[s, a] sums to 1.
+    R:        (S, A) float — r(s, a), the reward for taking a in s.
+    mu0:      (S,) float — the start distribution p(s_1).
+    gamma:    discount factor in [0, 1].
+    horizon:  None = run until a terminal state (or forever when gamma < 1);
+              an int H = at most H steps.
+    terminal: (S,) bool — absorbing states: no reward, the episode ends on arrival. Their
+              rows of P and R are ignored.
+    names:    optional labels of the states, for plots.
+    """
+
+    P: np.ndarray
+    R: np.ndarray
+    mu0: np.ndarray
+    gamma: float = 1.0
+    horizon: int | None = None
+    terminal: np.ndarray | None = None
+    names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        P = np.array(self.P, dtype=np.float64)
+        R = np.array(self.R, dtype=np.float64)
+        mu0 = np.array(self.mu0, dtype=np.float64)
+        if P.ndim != 3 or P.shape[0] != P.shape[2]:
+            raise ValueError(f"P: expected shape (S, A, S), got {P.shape}")
+        S, A = P.shape[:2]
+        if S == 0 or A == 0:
+            raise ValueError(f"P: expected at least one state and one action, got shape {P.shape}")
+        check_shape("R", R, (S, A), "(S, A) = shape of P's first two axes")
+        check_shape("mu0", mu0, (S,), "(S,)")
+        check_finite("R", R)
+        check_probability_vectors("P", P, "each P[s, a] over next states")
+        if mu0.sum() == 0:
+            raise ValueError("mu0: the start distribution is empty (all zeros); it must sum to 1")
+        check_probability_vectors("mu0", mu0, "the start distribution")
+        check_gamma(self.gamma)
+        if self.horizon is not None:
+            check_positive_int("horizon", self.horizon)
+        term = np.zeros(S, dtype=bool) if self.terminal is None else np.array(self.terminal)
+        check_shape("terminal", term, (S,), "(S,) bool")
+        term = term.astype(bool)
+        if np.any(mu0[term] > 0):
+            raise ValueError("mu0: the start distribution puts mass on a terminal state "
+                             f"(states {np.flatnonzero(term & (mu0 > 0)).tolist()})")
+        # Terminal states are absorbing with zero reward: make the arrays say so.
+        for s in np.flatnonzero(term):
+            P[s] = 0.0
+            P[s, :, s] = 1.0
+        R[term] = 0.0
+        for name, value in (("P", P), ("R", R), ("mu0", mu0), ("terminal", term)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        if self.horizon is None and self.gamma == 1.0:
+            stuck = states_that_cannot_terminate(self)
+            if stuck.size:
+                raise ValueError(
+                    "mdp: with gamma = 1 and no horizon the return must be finite, but no terminal "
+                    f"state can be reached from states {stuck.tolist()}; set gamma < 1 or a horizon")
+
+    @property
+    def n_states(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.P.shape[1]
+
+
+def states_that_cannot_terminate(mdp: TabularMDP) -> np.ndarray:
+    """Non-terminal states from which no terminal state is reachable under any action.
+
+    A softmax policy gives every action positive probability, so this does not depend on the
+    logits: these states loop forever under every softmax policy.
+    """
+    can_reach = mdp.terminal.copy()
+    edges = mdp.P.sum(axis=1) > 0                     # (S, S): s -> s' possible
+    while True:
+        grown = can_reach | (edges & can_reach[None, :]).any(axis=1)
+        if (grown == can_reach).all():
+            break
+        can_reach = grown
+    return np.flatnonzero(~can_reach)
+
+
+def softmax_policy(logits: np.ndarray) -> np.ndarray:
+    """pi[s, a] = softmax(logits[s])[a]. logits, pi: (S, A)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def check_logits(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
+    """Return logits as a float array, or raise ValueError if it does not fit the MDP."""
+    logits = np.asarray(logits, dtype=np.float64)
+    check_shape("logits", logits, (mdp.n_states, mdp.n_actions), "(S, A) of the MDP")
+    check_finite("logits", logits)
+    return logits
+
+
+class Values(NamedTuple):
+    """V and Q of a policy. Infinite horizon: V (S,), Q (S, A). Horizon H: V (H+1, S), Q (H, S, A),
+    indexed by the time step t = 0..H-1 (V[H] = 0: nothing is left to collect)."""
+
+    V: np.ndarray
+    Q: np.ndarray
+
+
+def exact_values(mdp: TabularMDP, logits: np.ndarray) -> Values:
+    """V^pi and Q^pi of the softmax policy, exactly.
+
+    Q(s, a) = r(s, a) + gamma * sum_s' p(s'|s, a) V(s'),   V(s) = sum_a pi(a|s) Q(s, a).
+    Finite horizon: solved backwards in time. Infinite horizon: one linear solve,
+    V = (I - gamma P_pi)^-1 r_pi on the non-terminal states.
+    """
+    pi = softmax_policy(check_logits(mdp, logits))
+    live = ~mdp.terminal
+    if mdp.horizon is not None:
+        V = np.zeros((mdp.horizon + 1, mdp.n_states))
+        Q = np.zeros((mdp.horizon, mdp.n_states, mdp.n_actions))
+        for t in reversed(range(mdp.horizon)):
+            Q[t] = mdp.R + mdp.gamma * mdp.P @ (V[t + 1] * live)
+            V[t] = (pi * Q[t]).sum(axis=1) * live
+        return Values(V, Q)
+    r_pi = (pi * mdp.R).sum(axis=1)                           # (S,)
+    P_pi = np.einsum("sa,sax->sx", pi, mdp.P)                 # (S, S)
+    idx = np.flatnonzero(live)
+    M = np.eye(idx.size) - mdp.gamma * P_pi[np.ix_(idx, idx)]
+    V = np.zeros(mdp.n_states)
+    V[idx] = np.linalg.solve(M, r_pi[idx])
+    Q = mdp.R + mdp.gamma * mdp.P @ (V * live)
+    return Values(V, Q)
+
+
+def exact_return(mdp: TabularMDP, logits: np.ndarray) -> float:
+    """J(theta) = E_{s_1 ~ mu0}[V^pi(s_1)], the expected (discounted) return."""
+    V = exact_values(mdp, logits).V
+    return float(mdp.mu0 @ (V[0] if mdp.horizon is not None else V))
+
+
+def state_occupancy(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
+    """Discounted state visitation: d[t, s] = gamma^t Pr(s_t = s, not yet ended), horizon H -> (H, S);
+    infinite horizon -> (S,), summed over t: d(s) = sum_t gamma^t Pr(s_t = s)."""
+    pi = softmax_policy(check_logits(mdp, logits))
+    live = ~mdp.terminal
+    P_pi = np.einsum("sa,sax->sx", pi, mdp.P) * live[:, None]   # the chain stops at terminals
+    if mdp.horizon is not None:
+        d = np.zeros((mdp.horizon, mdp.n_states))
+        d[0] = mdp.mu0
+        for t in range(1, mdp.horizon):
+            d[t] = mdp.gamma * (d[t - 1] @ P_pi) * live
+        return d
+    idx = np.flatnonzero(live)
+    M = np.eye(idx.size) - mdp.gamma * P_pi[np.ix_(idx, idx)]
+    d = np.zeros(mdp.n_states)
+    d[idx] = np.linalg.solve(M.T, mdp.mu0[idx])
+    return d
+
+
+def exact_policy_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
+    """dJ/dlogits, (S, A), by the policy gradient theorem.
+
+    grad J = sum_t E[gamma^t grad log pi(a_t|s_t) Q(s_t, a_t)], and for a softmax table
+    d log pi(a|s) / d logits[s, b] = 1[a = b] - pi(b|s), so
+
+        dJ/dlogits[s, b] = sum_t d_t(s) pi(b|s) (Q_t(s, b) - V_t(s)).
+    """
+    logits = check_logits(mdp, logits)
+    pi = softmax_policy(logits)
+    V, Q = exact_values(mdp, logits)
+    d = state_occupancy(mdp, logits)
+    if mdp.horizon is not None:
+        adv = Q - V[:-1, :, None]                                # (H, S, A)
+        return np.einsum("ts,sa,tsa->sa", d, pi, adv)
+    return d[:, None] * pi * (Q - V[:, None])
+
+
+# ---------------------------------------------------------------------------------------------
+# Teaching MDPs
+# ---------------------------------------------------------------------------------------------
+
+def chain_mdp(n_states: int = 5, slip: float = 0.1, step_reward: float = -1.0,
+              goal_reward: float = 10.0, gamma: float = 1.0, horizon: int | None = None
+              ) -> TabularMDP:
+    """A corridor: states 0..n-1, then a terminal goal. Action 0 = left, action 1 = right.
+
+    Each step costs `step_reward`; stepping right from the last state heads for the goal and pays
+    `goal_reward` (paid for the attempt: r depends on (s, a) only). With probability `slip` a move
+    goes the other way.
+    Why it is interesting for variance: every return shares a large common part (the goal
+    reward), so raw returns are large and similar; the part that tells actions apart is small.
+    REINFORCE's weights are dominated by that common part, which is exactly what reward-to-go
+    and baselines remove. Episode lengths vary, so the number of score terms varies too.
+    """
+    check_positive_int("n_states", n_states)
+    if not 0.0 <= slip < 0.5:
+        raise ValueError(f"slip: expected a probability in [0, 0.5), got {slip}")
+    S, goal = n_states + 1, n_states
+    P = np.zeros((S, 2, S))
+    R = np.full((S, 2), float(step_reward))
+    for s in range(n_states):
+        left, right = max(s - 1, 0), s + 1
+        P[s, 0, left] += 1 - slip
+        P[s, 0, right] += slip
+        P[s, 1, right] += 1 - slip
+        P[s, 1, left] += slip
+    R[n_states - 1, 1] = goal_reward
+    mu0 = np.zeros(S)
+    mu0[0] = 1.0
+    terminal = np.zeros(S, dtype=bool)
+    terminal[goal] = True
+    names = tuple(str(s) for s in range(n_states)) + ("goal",)
+    return TabularMDP(P, R, mu0, gamma=gamma, horizon=horizon, terminal=terminal, names=names)
+
+
+def gridworld_mdp(slip: float = 0.1, gamma: float = 1.0, horizon: int | None = 20) -> TabularMDP:
+    """A 3x4 gridworld with a goal (+1) and a trap (-1), both terminal, and a wall.
+
+        . . . G        G = goal (+1, terminal)
+        . # . X        X = trap (-1, terminal), # = wall
+        S . . .        S = start
+
+    Actions 0..3 = up, right, down, left; with probability `slip` the move goes to a random
+    perpendicular direction; moving into a wall or the edge stays put. Each step costs 0.04.
+    Why it is interesting for variance: returns are bimodal (goal or trap) and the sign of a
+    whole return depends on a few late actions, so early actions get credited with the luck of
+    the late ones; the horizon cuts some episodes short, so lengths vary.
+    """
+    if not 0.0 <= slip < 1.0:
+        raise ValueError(f"slip: expected a probability in [0, 1), got {slip}")
+    rows, cols = 3, 4
+    wall, goal, trap, start = (1, 1), (0, 3), (1, 3), (2, 0)
+    cells = [(r, c) for r in range(rows) for c in range(cols) if (r, c) != wall]
+    index = {cell: i for i, cell in enumerate(cells)}
+    moves = [(-1, 0), (0, 1), (1, 0), (0, -1)]
+    S, A = len(cells), 4
+    P = np.zeros((S, A, S))
+    R = np.full((S, A), -0.04)
+    for (r, c), s in index.items():
+        for a in range(A):
+            outcomes = [(a, 1 - slip), ((a + 1) % 4, slip / 2), ((a + 3) % 4, slip / 2)]
+            for direction, p in outcomes:
+                dr, dc = moves[direction]
+                nxt = (r + dr, c + dc)
+                if nxt not in index:
+                    nxt = (r, c)
+                P[s, a, index[nxt]] += p
+                R[s, a] += p * {goal: 1.0, trap: -1.0}.get(nxt, 0.0)
+    mu0 = np.zeros(S)
+    mu0[index[start]] = 1.0
+    terminal = np.zeros(S, dtype=bool)
+    terminal[[index[goal], index[trap]]] = True
+    names = tuple({goal: "G", trap: "X", start: "S"}.get(cell, f"{cell[0]}{cell[1]}")
+                  for cell in cells)
+    return TabularMDP(P, R, mu0, gamma=gamma, horizon=horizon, terminal=terminal, names=names)
+
+
+def random_mdp(rng: np.random.Generator, n_states: int = 10, n_actions: int = 3,
+               gamma: float = 0.9, horizon: int | None = None, n_terminal: int = 0,
+               branching: int = 3, reward_scale: float = 1.0) -> TabularMDP:
+    """A random MDP: each (s, a) moves to `branching` random next states with Dirichlet weights,
+    rewards are Gaussian with std `reward_scale`; the last `n_terminal` states are terminal.
+
+    Why it is interesting for variance: no structure to hide behind. The estimators' relative
+    variances on many random MDPs show what holds in general rather than on a tailored example.
+    With gamma = 1 and no horizon, pass n_terminal >= 1 (a terminal state is made reachable).
+    """
+    check_positive_int("n_states", n_states)
+    check_positive_int("n_actions", n_actions)
+    check_positive_int("branching", branching)
+    if not 0 <= n_terminal < n_states:
+        raise ValueError(f"n_terminal: expected 0 <= n_terminal < n_states, got {n_terminal}")
+    S, A = n_states, n_actions
+    P = np.zeros((S, A, S))
+    for s in range(S):
+        for a in range(A):
+            nxt = rng.choice(S, size=min(branching, S), replace=False)
+            P[s, a, nxt] = rng.dirichlet(np.ones(nxt.size))
+    terminal = np.zeros(S, dtype=bool)
+    if n_terminal:
+        terminal[S - n_terminal:] = True
+        # every live state gets a 10% chance of ending on one action, so the episode can end
+        for s in range(S - n_terminal):
+            a = rng.integers(A)
+            P[s, a] *= 0.9
+            P[s, a, rng.integers(S - n_terminal, S)] += 0.1
+    R = reward_scale * rng.standard_normal((S, A))
+    mu0 = np.zeros(S)
+    mu0[: S - n_terminal] = rng.dirichlet(np.ones(S - n_terminal))
+    return TabularMDP(P, R, mu0, gamma=gamma, horizon=horizon, terminal=terminal)
