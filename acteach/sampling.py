@@ -4,9 +4,13 @@ Storage is time-major: index [t, n] is step t of trajectory (or environment) n.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
+
+from acteach._validate import check_positive_int
 
 
 @dataclass
@@ -40,3 +44,106 @@ class Batch:
     def n_steps(self) -> int:
         """Total number of environment steps in the batch."""
         return int(self.mask.sum())
+
+
+class Actor(Protocol):
+    """Anything that picks actions for a batch of observations, e.g. `nets.CategoricalPolicy`."""
+
+    def act(self, obs: np.ndarray, generator: Any) -> np.ndarray:
+        """obs: (N, D) -> (N,) actions, drawn with the torch.Generator `generator`."""
+        ...
+
+
+def _make_vec_env(env_id: str, n: int) -> Any:
+    """n copies of env_id stepped as one: the env's own numpy-vectorised version if it ships
+    one (CartPole-v1 does), else a SyncVectorEnv looping over n copies."""
+    import gymnasium as gym  # imported here so the tabular path never pays for gymnasium
+
+    if not isinstance(env_id, str) or env_id not in gym.registry:
+        raise ValueError(f"env_id: expected the id of a registered gymnasium env, got {env_id!r}")
+    has_vector = gym.spec(env_id).vector_entry_point is not None
+    mode = "vector_entry_point" if has_vector else "sync"
+    return gym.make_vec(env_id, num_envs=n, vectorization_mode=mode)
+
+
+def _first_episodes(steps: list[dict[str, np.ndarray]], cut: bool) -> Batch:
+    """Stack per-step records (keys: Batch fields, each (N, ...)) into a time-major Batch.
+
+    Steps after each env's first episode are already off the mask; here their obs, act, rew and
+    flags are zeroed, so padding is clean. cut: the loop stopped at max_steps, so trajectories
+    still running get truncated=True on their last step (cut short by a time limit).
+    """
+    fields = {key: np.stack([step[key] for step in steps]) for key in steps[0]}
+    mask = fields["mask"]
+    for key in ("obs", "act", "rew", "next_obs", "terminated", "truncated"):
+        m = mask.reshape(mask.shape + (1,) * (fields[key].ndim - 2))
+        fields[key] = np.where(m, fields[key], np.zeros((), fields[key].dtype))
+    if cut:
+        running = mask[-1] & ~fields["terminated"][-1]
+        fields["truncated"][-1] |= running
+    return Batch(**fields)
+
+
+def _copy_obs(obs: np.ndarray) -> np.ndarray:
+    """A copy of obs; float observations as float32, others (state indices) as they are."""
+    obs = np.asarray(obs)
+    return obs.astype(np.float32) if obs.dtype.kind == "f" else obs.copy()
+
+
+def _step_record(
+    obs: np.ndarray,
+    act: np.ndarray,
+    rew: np.ndarray,
+    next_obs: np.ndarray,
+    running: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """One time step of the N envs as copies in the Batch dtypes; mask = still in episode one."""
+    return {
+        "obs": _copy_obs(obs),
+        "act": act.astype(np.int64) if act.dtype.kind in "iub" else act.astype(np.float32),
+        "rew": np.asarray(rew, dtype=np.float64),
+        "next_obs": _copy_obs(next_obs),
+        "mask": running.copy(),
+        "terminated": np.asarray(terminated, dtype=bool) & running,
+        "truncated": np.asarray(truncated, dtype=bool) & running,
+    }
+
+
+def sample_episodes(
+    env_id: str, policy: Actor, n: int, seed: int, max_steps: int | None = None
+) -> Batch:
+    """Run n episodes at once on a gymnasium vector env; keep each env's first episode.
+
+    The envs are reset with `seed`, and actions come from `policy.act(obs, generator)` with a
+    torch.Generator seeded with `seed`, so a fixed seed gives the same Batch. The loop runs until
+    every env has ended its first episode (terminated or truncated, as gymnasium reports), or for
+    max_steps steps if given. Returns a Batch with T = the longest episode:
+    obs, next_obs: (T, N, D) float32 — next_obs is the true final observation on the last step;
+    act: (T, N) int64; rew: (T, N) float64; mask, terminated, truncated: (T, N) bool, the flags
+    True only on the last valid step. After an episode ends, mask is False and all fields are 0
+    (gymnasium's autoreset steps that follow are discarded).
+    """
+    import torch  # imported here so the tabular path never pays for torch
+
+    check_positive_int("n", n)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed: expected an integer, got {seed!r}")
+    if max_steps is not None:
+        check_positive_int("max_steps", max_steps)
+    env = _make_vec_env(env_id, n)
+    generator = torch.Generator().manual_seed(int(seed))
+    steps: list[dict[str, np.ndarray]] = []
+    try:
+        obs, _ = env.reset(seed=int(seed))
+        running = np.ones(n, dtype=bool)
+        while running.any() and (max_steps is None or len(steps) < max_steps):
+            act = np.asarray(policy.act(obs, generator))
+            next_obs, rew, terminated, truncated, _ = env.step(act)
+            steps.append(_step_record(obs, act, rew, next_obs, running, terminated, truncated))
+            running = running & ~(terminated | truncated)
+            obs = next_obs
+    finally:
+        env.close()
+    return _first_episodes(steps, cut=bool(running.any()))

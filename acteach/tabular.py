@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from acteach.sampling import Batch
 from acteach._validate import (
     check_finite,
     check_gamma,
@@ -61,7 +62,6 @@ class TabularMDP:
         check_shape("R", R, (S, A), "(S, A) = shape of P's first two axes")
         check_shape("mu0", mu0, (S,), "(S,)")
         check_finite("R", R)
-        check_probability_vectors("P", P, "each P[s, a] over next states")
         if mu0.sum() == 0:
             raise ValueError("mu0: the start distribution is empty (all zeros); it must sum to 1")
         check_probability_vectors("mu0", mu0, "the start distribution")
@@ -71,6 +71,7 @@ class TabularMDP:
         term = np.zeros(S, dtype=bool) if self.terminal is None else np.array(self.terminal)
         check_shape("terminal", term, (S,), "(S,) bool")
         term = term.astype(bool)
+        check_probability_vectors("P", P[~term], "each P[s, a] of a non-terminal s")
         if np.any(mu0[term] > 0):
             raise ValueError("mu0: the start distribution puts mass on a terminal state "
                              f"(states {np.flatnonzero(term & (mu0 > 0)).tolist()})")
@@ -204,6 +205,105 @@ def exact_policy_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
         adv = Q - V[:-1, :, None]                                # (H, S, A)
         return np.einsum("ts,sa,tsa->sa", d, pi, adv)
     return d[:, None] * pi * (Q - V[:, None])
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------
+
+#: With gamma < 1 and no horizon an episode may never end; sampling stops once gamma^t falls
+#: below this, so the neglected tail of any return is below 1e-10 * max|r| / (1 - gamma).
+DISCOUNT_TAIL = 1e-10
+#: With gamma = 1 and no horizon, episodes end almost surely, but a batch longer than this is
+#: refused rather than looping for ever.
+MAX_STEPS = 100_000
+
+
+def sampling_horizon(mdp: TabularMDP) -> int | None:
+    """The step at which sampling truncates an episode: the horizon, the discount tail, or None."""
+    if mdp.horizon is not None:
+        return mdp.horizon
+    if mdp.gamma < 1.0:
+        return 1 if mdp.gamma == 0 else int(np.ceil(np.log(DISCOUNT_TAIL) / np.log(mdp.gamma)))
+    return None
+
+
+class _AliasTable:
+    """Draws from many categorical rows at once in O(1) per draw (Walker's alias method).
+
+    table (K, M): K probability rows over M outcomes. Column j of row k keeps outcome j with
+    probability keep[k, j] and otherwise gives alias[k, j]; a draw picks a column uniformly.
+    """
+
+    def __init__(self, table: np.ndarray) -> None:
+        table = table.reshape(-1, table.shape[-1])
+        K, M = table.shape
+        self.width = M
+        self.keep = np.ones((K, M))
+        self.alias = np.tile(np.arange(M), (K, 1))
+        for k in range(K):
+            scaled = table[k] * M
+            small = [j for j in range(M) if scaled[j] < 1.0]
+            large = [j for j in range(M) if scaled[j] >= 1.0]
+            while small and large:
+                j, big = small.pop(), large[-1]
+                self.keep[k, j], self.alias[k, j] = scaled[j], big
+                scaled[big] -= 1.0 - scaled[j]
+                if scaled[big] < 1.0:
+                    small.append(large.pop())
+        self.keep, self.alias = self.keep.ravel(), self.alias.ravel()
+
+    def sample(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+        """One draw from each row in rows (N,) int -> (N,) int outcomes."""
+        u = rng.random(rows.shape) * self.width
+        column = u.astype(np.int64)
+        cell = rows * self.width + column
+        return np.where(u - column < self.keep[cell], column, self.alias[cell])
+
+
+def sample_trajectories(mdp: TabularMDP, logits: np.ndarray, n: int,
+                        rng: np.random.Generator) -> Batch:
+    """n trajectories of the softmax policy at once: a loop over time, vectorised over trajectories.
+
+    Returns a `Batch` of (T, n) arrays, T the longest trajectory: obs/act/next_obs int state and
+    action indices, rew float, mask bool (valid steps), terminated (reached a terminal state) and
+    truncated (cut by the horizon, or by the discount tail when gamma < 1 and no horizon).
+    Each step only touches the trajectories still running.
+    """
+    check_positive_int("n", n)
+    pi = softmax_policy(check_logits(mdp, logits))
+    cap = sampling_horizon(mdp)
+    policy, dynamics = _AliasTable(pi), _AliasTable(mdp.P)
+    running = np.arange(n)                                   # indices of live trajectories
+    s = _AliasTable(mdp.mu0[None]).sample(rng, np.zeros(n, dtype=np.int64))
+    steps = []
+    while running.size:
+        t = len(steps)
+        if t >= MAX_STEPS:
+            raise ValueError(f"mdp: {running.size} of {n} trajectories still running after "
+                             f"{MAX_STEPS} steps; set gamma < 1 or a horizon")
+        a = policy.sample(rng, s)
+        s_next = dynamics.sample(rng, s * mdp.n_actions + a)
+        terminated = mdp.terminal[s_next]
+        truncated = ~terminated & (t + 1 == cap)
+        steps.append((running, s, a, s_next, terminated, truncated))
+        go_on = ~(terminated | truncated)
+        running, s = running[go_on], s_next[go_on]
+    return _to_batch(mdp, steps, n)
+
+
+def _to_batch(mdp: TabularMDP, steps: list, n: int) -> Batch:
+    """Scatter per-step records of the live trajectories into padded (T, n) arrays."""
+    T = len(steps)
+    t_idx = np.concatenate([np.full(step[0].size, t) for t, step in enumerate(steps)])
+    n_idx, s, a, s_next, term, trunc = (np.concatenate(x) for x in zip(*steps))
+    def scatter(values: np.ndarray, fill) -> np.ndarray:
+        out = np.full((T, n), fill, dtype=values.dtype)
+        out[t_idx, n_idx] = values
+        return out
+    return Batch(obs=scatter(s, 0), act=scatter(a, 0), rew=scatter(mdp.R[s, a], 0.0),
+                 next_obs=scatter(s_next, 0), mask=scatter(np.ones_like(term), False),
+                 terminated=scatter(term, False), truncated=scatter(trunc, False))
 
 
 # ---------------------------------------------------------------------------------------------

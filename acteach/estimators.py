@@ -1,0 +1,249 @@
+"""The estimator lab: one policy-gradient estimator, many weights (backs every notebook, from 01).
+
+Every estimator in the course is
+
+    g_hat = (1/N) sum_n sum_t grad log pi(a_t | s_t) * w_t
+
+and the methods differ only in the weight w_t. A method is a name in `METHODS`, mapped to a
+weight function that turns a batch of trajectories into a (T, N) array of weights.
+
+On a tabular MDP with a softmax table of logits, grad log pi(a|s) w.r.t. logits[s', b] is
+1[s' = s] (1[a = b] - pi(b|s)), so the sum above is a weighted count of visits, and
+`gradient_statistics` can measure thousands of estimates against `exact_policy_gradient`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from acteach._validate import check_positive_int
+from acteach.returns import discounts, reward_to_go, total_return
+from acteach.sampling import Batch
+from acteach.tabular import (
+    TabularMDP,
+    check_logits,
+    exact_policy_gradient,
+    sample_trajectories,
+    softmax_policy,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Weights: method name -> weight function
+# ---------------------------------------------------------------------------------------------
+
+WeightFunction = Callable[..., np.ndarray]   # (batch, context, **options) -> (T, N) weights
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a weight function may use beyond the batch. On a real env only gamma is known; on a
+    tabular MDP the MDP and the logits are there too (for exact Q and V), and an rng for methods
+    that sample more."""
+
+    gamma: float
+    mdp: TabularMDP | None = None
+    logits: np.ndarray | None = None
+    rng: np.random.Generator | None = None
+    group_size: int = 1          # trajectories n*g .. n*g + g-1 form one estimate
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered estimator: its weight function and the options it accepts, with defaults."""
+
+    name: str
+    weights: WeightFunction
+    options: dict
+    summary: str
+    batch_dependent: bool = False   # True when a trajectory's weights use the other trajectories
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(name: str, summary: str, batch_dependent: bool = False, **options
+             ) -> Callable[[WeightFunction], WeightFunction]:
+    """Add a weight function to `METHODS` under `name`; keyword arguments are its option defaults.
+    batch_dependent: the weights of one trajectory depend on the others of its estimate (a batch
+    baseline); weight functions then see `ctx.group_size`."""
+    def add(fn: WeightFunction) -> WeightFunction:
+        METHODS[name] = Method(name, fn, options, summary, batch_dependent)
+        return fn
+    return add
+
+
+def _discount_option(ret: np.ndarray, gamma: float, discount_option: int) -> np.ndarray:
+    """Option 2 multiplies the weight at step t by gamma^t (the true gradient of the discounted
+    objective); option 1 leaves it out (what practice does)."""
+    if discount_option not in (1, 2):
+        raise ValueError(f"discount_option: expected 1 or 2, got {discount_option!r}")
+    return ret * discounts(len(ret), gamma) if discount_option == 2 else ret
+
+
+@register("reinforce", "the whole return R(tau) weights every step")
+def reinforce_weights(batch: Batch, ctx: Context) -> np.ndarray:
+    """w_t = sum_t' gamma^t' r_t' for every valid t. -> (T, N)."""
+    return total_return(batch.rew, batch.mask, ctx.gamma)[None, :] * batch.mask
+
+
+@register("reward_to_go", "only the rewards from t on: Q_hat_t = sum_{t'>=t} r_t'",
+          discount_option=2)
+def reward_to_go_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = sum_{t'>=t} gamma^(t'-t) r_t' (times gamma^t under discount option 2). -> (T, N)."""
+    ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
+    return _discount_option(ret, ctx.gamma, discount_option)
+
+
+def method_weights(method: str, batch: Batch, ctx: Context, **options) -> np.ndarray:
+    """The (T, N) weights of `method` on `batch`, after checking the method name and options."""
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; expected one of {sorted(METHODS)}")
+    spec = METHODS[method]
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        raise ValueError(f"{sorted(unknown)[0]}: not an option of method {method!r} "
+                         f"(its options: {sorted(spec.options) or 'none'})")
+    return spec.weights(batch, ctx, **{**spec.options, **options})
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimator on a tabular MDP
+# ---------------------------------------------------------------------------------------------
+
+def score_weighted_sums(pi: np.ndarray, batch: Batch, weights: np.ndarray,
+                        group: np.ndarray, n_groups: int) -> np.ndarray:
+    """sum over the trajectories n of each group of sum_t grad log pi(a_t|s_t) * w_t.
+
+    pi: (S, A) policy; weights: (T, N); group: (N,) int, the estimate each trajectory belongs to
+    (trajectories with a group outside [0, n_groups) are left out) -> (n_groups, S, A).
+    With the softmax score, the sum is (weighted visits of (s, a)) - (weighted visits of s) * pi.
+    """
+    S, A = pi.shape
+    t, n = np.nonzero(batch.mask & ((group >= 0) & (group < n_groups))[None, :])
+    s, a, w, g = batch.obs[t, n], batch.act[t, n], weights[t, n], group[n]
+    visits_sa = np.bincount((g * S + s) * A + a, weights=w, minlength=n_groups * S * A)
+    visits_s = np.bincount(g * S + s, weights=w, minlength=n_groups * S)
+    return visits_sa.reshape(n_groups, S, A) - visits_s.reshape(n_groups, S, 1) * pi
+
+
+def estimates_from_batch(mdp: TabularMDP, logits: np.ndarray, batch: Batch, method: str,
+                         n_trajectories: int, rng: np.random.Generator | None = None,
+                         **options) -> np.ndarray:
+    """Split a batch into R = batch size // n_trajectories estimates of n_trajectories each
+    (trajectory n belongs to estimate n // n_trajectories; leftovers are unused).
+    -> estimates (R, S, A)."""
+    check_positive_int("n_trajectories", n_trajectories)
+    logits = check_logits(mdp, logits)
+    n_repeats = batch.mask.shape[1] // n_trajectories
+    if n_repeats == 0:
+        raise ValueError(f"n_trajectories: the batch holds {batch.mask.shape[1]} trajectories, "
+                         f"fewer than n_trajectories = {n_trajectories}")
+    ctx = Context(mdp.gamma, mdp, logits, rng, group_size=n_trajectories)
+    weights = method_weights(method, batch, ctx, **options)
+    group = np.arange(batch.mask.shape[1]) // n_trajectories
+    sums = score_weighted_sums(softmax_policy(logits), batch, weights, group, n_repeats)
+    return sums / n_trajectories
+
+
+def sample_estimates(mdp: TabularMDP, logits: np.ndarray, method: str, n_trajectories: int,
+                     n_repeats: int, rng: np.random.Generator, **options
+                     ) -> tuple[np.ndarray, Batch]:
+    """n_repeats independent estimates, each from n_trajectories fresh trajectories, sampled
+    in one batch. -> estimates (n_repeats, S, A) and the batch."""
+    check_positive_int("n_trajectories", n_trajectories)
+    check_positive_int("n_repeats", n_repeats)
+    batch = sample_trajectories(mdp, logits, n_trajectories * n_repeats, rng)
+    estimates = estimates_from_batch(mdp, logits, batch, method, n_trajectories, rng, **options)
+    return estimates, batch
+
+
+def estimate_gradient(mdp: TabularMDP, logits: np.ndarray, n_trajectories: int, method: str,
+                      rng: np.random.Generator, **options) -> np.ndarray:
+    """g_hat = (1/N) sum_n sum_t grad log pi(a_t|s_t) * w_t from N = n_trajectories fresh
+    trajectories, w given by `method` (see `METHODS`). -> (S, A), the shape of logits."""
+    estimates, _ = sample_estimates(mdp, logits, method, n_trajectories, 1, rng, **options)
+    return estimates[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics of many estimates against a reference
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class GradientStats:
+    """Bias, variance and MSE of an estimator, from R independent estimates.
+
+    estimates: (R, *shape) the estimates; reference: (*shape) the exact gradient (or, on a real
+    env, a large-sample estimate). Each scalar comes with its standard error (`*_se`).
+    variance is the total variance, the trace of the covariance of one estimate.
+    noise_floor = sqrt(variance / R): the size ||bias|| would have from noise alone.
+    """
+
+    method: str
+    n_trajectories: int
+    estimates: np.ndarray
+    reference: np.ndarray
+    mean: np.ndarray
+    bias: np.ndarray
+    bias_se: np.ndarray
+    bias_norm: float
+    noise_floor: float
+    variance: float
+    variance_se: float
+    mse: float
+    mse_se: float
+    steps_per_estimate: float
+
+    @property
+    def n_repeats(self) -> int:
+        return len(self.estimates)
+
+    @property
+    def max_bias_z(self) -> float:
+        """The largest |bias| / standard error over the components: ~N(0, 1) each if unbiased."""
+        se = self.bias_se.ravel()
+        z = np.abs(self.bias.ravel())[se > 0] / se[se > 0]
+        return float(z.max()) if z.size else 0.0
+
+    def row(self) -> dict:
+        """The scalars, for a table."""
+        return {"method": self.method, "N": self.n_trajectories, "bias": self.bias_norm,
+                "noise floor": self.noise_floor, "variance": self.variance,
+                "variance SE": self.variance_se, "MSE": self.mse, "MSE SE": self.mse_se}
+
+
+def summarize(method: str, estimates: np.ndarray, reference: np.ndarray, n_trajectories: int,
+              steps_per_estimate: float = float("nan")) -> GradientStats:
+    """Bias, variance and MSE with standard errors of R estimates (R, *shape) against reference."""
+    R = len(estimates)
+    if R < 2:
+        raise ValueError(f"estimates: need at least 2 estimates for a variance, got {R}")
+    if estimates.shape[1:] != np.shape(reference):
+        raise ValueError(f"reference: expected shape {estimates.shape[1:]}, got {np.shape(reference)}")
+    flat, ref = estimates.reshape(R, -1), np.ravel(reference)
+    mean = flat.mean(axis=0)
+    spread = ((flat - mean) ** 2).sum(axis=1) * R / (R - 1)    # unbiased per-estimate spread
+    error = ((flat - ref) ** 2).sum(axis=1)
+    variance = float(spread.mean())
+    shape = estimates.shape[1:]
+    return GradientStats(
+        method=method, n_trajectories=n_trajectories, estimates=estimates,
+        reference=np.asarray(reference), mean=mean.reshape(shape),
+        bias=(mean - ref).reshape(shape),
+        bias_se=(flat.std(axis=0, ddof=1) / np.sqrt(R)).reshape(shape),
+        bias_norm=float(np.linalg.norm(mean - ref)), noise_floor=float(np.sqrt(variance / R)),
+        variance=variance, variance_se=float(spread.std(ddof=1) / np.sqrt(R)),
+        mse=float(error.mean()), mse_se=float(error.std(ddof=1) / np.sqrt(R)),
+        steps_per_estimate=steps_per_estimate)
+
+
+def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_trajectories: int,
+                        n_repeats: int, rng: np.random.Generator, **options) -> GradientStats:
+    """Measure `method` against `exact_policy_gradient`: n_repeats estimates of n_trajectories
+    trajectories each; their mean, bias, total variance and MSE, each with a standard error."""
+    estimates, batch = sample_estimates(mdp, logits, method, n_trajectories, n_repeats, rng,
+                                        **options)
+    return summarize(method, estimates, exact_policy_gradient(mdp, logits), n_trajectories,
+                     steps_per_estimate=batch.n_steps / n_repeats)

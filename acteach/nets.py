@@ -1,0 +1,215 @@
+"""Small torch networks: policies and critics (backs notebooks 01 onwards).
+
+The neural path of the course scores trajectories with a network policy instead of a softmax
+table. The estimator is the same one as everywhere,
+
+    g_hat = (1/N) sum_n g_n,    g_n = sum_t mask[t, n] * w[t, n] * grad log pi(act[t, n] | obs[t, n]),
+
+and `per_trajectory_gradients` returns the N vectors g_n, one row each, so their mean is g_hat and
+their spread is the estimator's variance.
+
+Shapes: T time steps, N trajectories, D obs dim, A actions, P policy parameters.
+Storage is time-major, as in `acteach.sampling.Batch`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+from torch.func import functional_call, grad, vmap
+
+from acteach._validate import check_finite, check_positive_int
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def mlp(sizes: Sequence[int], activation: Callable[[], nn.Module] = nn.Tanh) -> nn.Sequential:
+    """Linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1], `activation` between them.
+
+    No activation after the last layer: the output is a logit or a value, not a feature.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected at least an input and an output size, got {sizes}")
+    for size in sizes:
+        check_positive_int("sizes", size)
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def _as_tensor(x: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor of `dtype`, sharing memory with x where it can."""
+    if isinstance(x, torch.Tensor):
+        return x if x.dtype == dtype else x.to(dtype)
+    return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def _obs_tensor(obs: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
+    """Float observations as `dtype` (the policy's); integer ones (state indices) as int64."""
+    if isinstance(obs, torch.Tensor):
+        is_float = obs.is_floating_point()
+    else:
+        obs = np.asarray(obs)
+        is_float = obs.dtype.kind == "f"
+    return _as_tensor(obs, dtype if is_float else torch.long)
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a | s) = softmax(logits(obs))[a] over A discrete actions; the logits come from an MLP.
+
+    obs_dim:   D, the length of an observation vector.
+    n_actions: A, the number of discrete actions.
+    hidden:    sizes of the hidden layers (tanh between layers).
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (32,)):
+        super().__init__()
+        check_positive_int("obs_dim", obs_dim)
+        check_positive_int("n_actions", n_actions)
+        self.obs_dim = obs_dim
+        self.n_actions = n_actions
+        self.logits_net = mlp([obs_dim, *hidden, n_actions])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.logits_net[0].weight.dtype
+
+    def logits(self, obs: ArrayLike) -> torch.Tensor:
+        """obs: (..., D) -> (..., A) unnormalised log-probabilities."""
+        obs = _as_tensor(obs, self.dtype)
+        if obs.ndim == 0 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs: expected shape (..., {self.obs_dim}), got {tuple(obs.shape)}")
+        return self.logits_net(obs)
+
+    def forward(self, obs: ArrayLike) -> Categorical:
+        """obs: (..., D) -> the action distribution pi(. | obs), batch shape (...)."""
+        return Categorical(logits=self.logits(obs))
+
+    def log_prob(self, obs: ArrayLike, act: ArrayLike) -> torch.Tensor:
+        """log pi(act | obs). obs: (..., D), act: (...) int -> (...).
+
+        Written with log_softmax + gather (no distribution object), so it runs under torch.func.vmap.
+        """
+        logits = self.logits(obs)
+        act = _as_tensor(act, torch.long)
+        if tuple(act.shape) != tuple(logits.shape[:-1]):
+            raise ValueError(
+                f"act: expected shape {tuple(logits.shape[:-1])} (obs without its last axis), "
+                f"got {tuple(act.shape)}"
+            )
+        logp_all = torch.log_softmax(logits, dim=-1)
+        return logp_all.gather(-1, act.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
+        """Sample a ~ pi(. | obs), no gradient. obs: (N, D) -> (N,) int64 actions."""
+        if np.ndim(obs) != 2:
+            raise ValueError(f"obs: expected shape (N, {self.obs_dim}), got {tuple(np.shape(obs))}")
+        logits = self.logits(obs)
+        probs = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
+
+
+def flat_parameters(policy: nn.Module) -> torch.Tensor:
+    """(P,) all parameters, detached, in the column order of `per_trajectory_gradients`."""
+    return torch.cat([p.detach().reshape(-1) for _, p in policy.named_parameters()])
+
+
+def parameter_count(policy: nn.Module) -> int:
+    """P, the number of scalar parameters of the policy."""
+    return sum(p.numel() for p in policy.parameters())
+
+
+class _LogProb(nn.Module):
+    """Wraps a policy so that functional_call reaches its log_prob instead of its forward."""
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.policy.log_prob(obs, act)
+
+
+def _trajectory_tensors(
+    policy: nn.Module, obs: ArrayLike, act: ArrayLike, weights: ArrayLike, mask: ArrayLike
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the time-major shapes; return obs, act and coef = mask * weights, zeroed off the mask.
+
+    Masked steps get obs 0 and act 0 too, so padding (even NaN or an invalid action) contributes
+    exactly nothing to the gradient.
+    """
+    params = list(policy.parameters())
+    if not params:
+        raise ValueError("policy: expected a module with parameters, got none")
+    dtype = params[0].dtype
+    mask = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+    if mask.ndim != 2 or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask: expected a (T, N) bool array, got shape {tuple(mask.shape)}, dtype {mask.dtype}"
+        )
+    T, N = mask.shape
+    obs = _obs_tensor(obs, dtype)
+    if obs.ndim < 2 or tuple(obs.shape[:2]) != (T, N):
+        raise ValueError(f"obs: expected shape ({T}, {N}, D) (T, N from mask), got {tuple(obs.shape)}")
+    act = _as_tensor(act, torch.long)
+    if tuple(act.shape) != (T, N):
+        raise ValueError(f"act: expected shape ({T}, {N}) (the shape of mask), got {tuple(act.shape)}")
+    weights = _as_tensor(weights, dtype)
+    if weights.ndim == 1 and weights.shape[0] == N:
+        weights = weights.expand(T, N)  # one weight per trajectory, e.g. total_return
+    if tuple(weights.shape) != (T, N):
+        raise ValueError(f"weights: expected shape ({T}, {N}) or ({N},), got {tuple(weights.shape)}")
+    check_finite("weights", weights[mask].numpy())
+    obs_mask = mask.reshape(T, N, *([1] * (obs.ndim - 2)))
+    obs = torch.where(obs_mask, obs, torch.zeros((), dtype=obs.dtype))
+    act = torch.where(mask, act, torch.zeros((), dtype=act.dtype))
+    coef = torch.where(mask, weights, torch.zeros((), dtype=dtype))
+    return obs, act, coef
+
+
+def per_trajectory_gradients(
+    policy: nn.Module,
+    obs: ArrayLike,
+    act: ArrayLike,
+    weights: ArrayLike,
+    mask: ArrayLike,
+    chunk_size: int = 4096,
+) -> torch.Tensor:
+    """g_n = grad_theta sum_t mask[t, n] * weights[t, n] * log pi(act[t, n] | obs[t, n]), one row per n.
+
+    obs: (T, N, D); act: (T, N) int; weights: (T, N) float, or (N,) for one weight per trajectory
+    (broadcast over t, as `total_return` gives); mask: (T, N) bool.
+    Returns (N, P), columns in the order of `flat_parameters(policy)`. Its mean over rows is g_hat.
+
+    `policy` is any nn.Module with `log_prob(obs (..., D), act (...)) -> (...)`. The N gradients come
+    from one vmap over the N axis of torch.func.grad, `chunk_size` trajectories at a time.
+    """
+    check_positive_int("chunk_size", chunk_size)
+    obs, act, coef = _trajectory_tensors(policy, obs, act, weights, mask)
+    wrapped = _LogProb(policy)
+    params = {name: p.detach() for name, p in wrapped.named_parameters()}
+    buffers = {name: b.detach() for name, b in wrapped.named_buffers()}
+
+    def weighted_logp(params: dict, obs_n: torch.Tensor, act_n: torch.Tensor, coef_n: torch.Tensor):
+        """obs_n: (T, D), act_n: (T,), coef_n: (T,) -> scalar sum_t coef * log pi."""
+        logp = functional_call(wrapped, (params, buffers), (obs_n, act_n))  # (T,)
+        return (coef_n * logp).sum()
+
+    grads_fn = vmap(grad(weighted_logp), in_dims=(None, 1, 1, 1))
+    N = coef.shape[1]
+    rows = []
+    for start in range(0, N, chunk_size):
+        part = slice(start, start + chunk_size)
+        grads = grads_fn(params, obs[:, part], act[:, part], coef[:, part])
+        rows.append(torch.cat([grads[name].reshape(grads[name].shape[0], -1) for name in params], dim=1))
+    if not rows:
+        return torch.zeros(0, parameter_count(policy), dtype=coef.dtype)
+    return torch.cat(rows, dim=0)
