@@ -34,8 +34,8 @@ def _show(x: Any) -> str:
     if isinstance(x, torch.Tensor):
         x = x.detach().numpy()
     if isinstance(x, np.ndarray):
-        return np.array2string(x, precision=4, suppress_small=True, max_line_width=100,
-                               threshold=40)
+        text = np.array2string(x, precision=4, suppress_small=True, threshold=40)
+        return " ".join(text.split())             # on one line: [[1. 2.] [3. 4.]]
     return repr(x)
 
 

@@ -1,0 +1,139 @@
+"""Exact values and gradients of tabular MDPs, checked against finite differences, Bellman's
+equations, hand-worked answers and Monte Carlo."""
+import numpy as np
+import pytest
+
+from acteach.returns import total_return
+from acteach.tabular import (
+    TabularMDP,
+    chain_mdp,
+    exact_policy_gradient,
+    exact_return,
+    exact_values,
+    gridworld_mdp,
+    random_mdp,
+    sample_trajectories,
+    softmax_policy,
+)
+
+# Every kind of MDP the course uses: finite and infinite horizon, with and without terminal
+# states, gamma < 1 and gamma = 1.
+CONFIGS = {
+    "infinite, gamma=0.9, no terminal": dict(gamma=0.9),
+    "infinite, gamma=1, terminal": dict(gamma=1.0, n_terminal=2),
+    "infinite, gamma=0.7, terminal": dict(gamma=0.7, n_terminal=1),
+    "horizon 6, gamma=1, no terminal": dict(gamma=1.0, horizon=6),
+    "horizon 5, gamma=0.8, terminal": dict(gamma=0.8, horizon=5, n_terminal=2),
+}
+
+
+def finite_difference_gradient(mdp, logits, eps=1e-6):
+    grad = np.zeros_like(logits)
+    for i in np.ndindex(logits.shape):
+        step = np.zeros_like(logits)
+        step[i] = eps
+        grad[i] = (exact_return(mdp, logits + step) - exact_return(mdp, logits - step)) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_policy_gradient_matches_finite_differences(config, seed):
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, n_states=6, n_actions=3, **CONFIGS[config])
+    logits = rng.normal(size=(6, 3))
+    np.testing.assert_allclose(exact_policy_gradient(mdp, logits),
+                               finite_difference_gradient(mdp, logits), atol=1e-6)
+
+
+@pytest.mark.parametrize("mdp", [chain_mdp(), chain_mdp(gamma=0.9), gridworld_mdp(),
+                                 gridworld_mdp(horizon=None, gamma=0.95)],
+                         ids=["chain", "chain-discounted", "grid", "grid-infinite"])
+def test_teaching_mdps_gradient_matches_finite_differences(mdp):
+    logits = np.random.default_rng(3).normal(size=(mdp.n_states, mdp.n_actions))
+    np.testing.assert_allclose(exact_policy_gradient(mdp, logits),
+                               finite_difference_gradient(mdp, logits), atol=1e-5)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_values_satisfy_bellman_equations(config):
+    rng = np.random.default_rng(4)
+    mdp = random_mdp(rng, n_states=5, n_actions=2, **CONFIGS[config])
+    logits = rng.normal(size=(5, 2))
+    pi, live = softmax_policy(logits), ~mdp.terminal
+    V, Q = exact_values(mdp, logits)
+    if mdp.horizon is None:
+        np.testing.assert_allclose(Q, mdp.R + mdp.gamma * mdp.P @ (V * live), atol=1e-10)
+        np.testing.assert_allclose(V, (pi * Q).sum(1) * live, atol=1e-10)
+    else:
+        assert V.shape == (mdp.horizon + 1, 5) and Q.shape == (mdp.horizon, 5, 2)
+        np.testing.assert_allclose(V[-1], 0.0)
+        np.testing.assert_allclose(Q[0], mdp.R + mdp.gamma * mdp.P @ (V[1] * live), atol=1e-10)
+
+
+def test_chain_hand_worked_return():
+    # No slip, a policy that (almost surely) steps right: -1, -1, then +10 at the last state.
+    mdp = chain_mdp(n_states=3, slip=0.0)
+    logits = np.tile([-30.0, 30.0], (4, 1))
+    assert exact_return(mdp, logits) == pytest.approx(-1 - 1 + 10, abs=1e-9)
+    # The same with gamma = 0.5: -1 - 0.5 + 0.25 * 10.
+    assert exact_return(chain_mdp(3, slip=0.0, gamma=0.5), logits) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_one_step_bandit_gradient_by_hand():
+    # One state, horizon 1, rewards (1, 0): J = pi_0, dJ/dlogit_b = pi_0 (1[b=0] - pi_b).
+    mdp = TabularMDP(P=np.ones((1, 2, 1)), R=[[1.0, 0.0]], mu0=[1.0], horizon=1)
+    logits = np.array([[0.3, -0.2]])
+    p0 = softmax_policy(logits)[0, 0]
+    assert exact_return(mdp, logits) == pytest.approx(p0)
+    np.testing.assert_allclose(exact_policy_gradient(mdp, logits),
+                               [[p0 * (1 - p0), -p0 * (1 - p0)]])
+
+
+@pytest.mark.parametrize("name,mdp", [("chain", chain_mdp()), ("grid", gridworld_mdp()),
+                                      ("random", random_mdp(np.random.default_rng(5), gamma=0.9))])
+def test_sampled_returns_match_exact_return(name, mdp):
+    # Monte Carlo mean of 40,000 returns within 4 standard errors of J (seed 6).
+    rng = np.random.default_rng(6)
+    logits = rng.normal(size=(mdp.n_states, mdp.n_actions)) * 0.5
+    batch = sample_trajectories(mdp, logits, 40_000, rng)
+    returns = total_return(batch.rew, batch.mask, mdp.gamma)
+    se = returns.std() / np.sqrt(len(returns))
+    assert abs(returns.mean() - exact_return(mdp, logits)) < 4 * se
+
+
+def test_sample_trajectories_layout():
+    mdp = gridworld_mdp(horizon=8)
+    rng = np.random.default_rng(7)
+    batch = sample_trajectories(mdp, np.zeros((mdp.n_states, 4)), 500, rng)
+    T, N = batch.mask.shape
+    assert N == 500 and T <= 8
+    lengths = batch.lengths
+    # valid steps form a prefix of each column
+    np.testing.assert_array_equal(batch.mask, np.arange(T)[:, None] < lengths[None, :])
+    ended = batch.terminated | batch.truncated
+    # exactly one end flag per trajectory, on its last valid step
+    np.testing.assert_array_equal(ended.sum(0), 1)
+    np.testing.assert_array_equal(ended[lengths - 1, np.arange(N)], True)
+    assert not (batch.terminated & batch.truncated).any()
+    # terminated means the next state is terminal; truncated happens only at the horizon
+    assert mdp.terminal[batch.next_obs[batch.terminated]].all()
+    assert (lengths[batch.truncated.any(0)] == 8).all()
+    assert (batch.rew[~batch.mask] == 0).all()
+    # consecutive steps chain: next_obs[t] = obs[t + 1]
+    both = batch.mask[1:]
+    np.testing.assert_array_equal(batch.next_obs[:-1][both], batch.obs[1:][both])
+
+
+def test_discounted_infinite_horizon_is_truncated_where_the_tail_is_negligible():
+    mdp = random_mdp(np.random.default_rng(8), n_states=4, n_actions=2, gamma=0.5)
+    batch = sample_trajectories(mdp, np.zeros((4, 2)), 50, np.random.default_rng(9))
+    assert batch.truncated[-1].all() and 0.5 ** len(batch.mask) < 1e-9
+
+
+def test_sampling_is_reproducible():
+    mdp = chain_mdp()
+    a = sample_trajectories(mdp, np.zeros((6, 2)), 100, np.random.default_rng(10))
+    b = sample_trajectories(mdp, np.zeros((6, 2)), 100, np.random.default_rng(10))
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.act, b.act)
