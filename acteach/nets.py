@@ -3,7 +3,7 @@
 The neural path of the course scores trajectories with a network policy instead of a softmax
 table. The estimator is the same one as everywhere,
 
-    g_hat = (1/N) sum_n g_n,    g_n = sum_t mask[t, n] * w[t, n] * grad log pi(act[t, n] | obs[t, n]),
+    g_hat = (1/N) sum_n g_n,   g_n = sum_t mask[t, n] w[t, n] grad log pi(act[t, n] | obs[t, n]),
 
 and `per_trajectory_gradients` returns the N vectors g_n, one row each, so their mean is g_hat and
 their spread is the estimator's variance.
@@ -47,8 +47,9 @@ def mlp(sizes: Sequence[int], activation: Callable[[], nn.Module] = nn.Tanh) -> 
 def _as_tensor(x: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
     """A tensor of `dtype`, sharing memory with x where it can."""
     if isinstance(x, torch.Tensor):
-        return x if x.dtype == dtype else x.to(dtype)
-    return torch.as_tensor(np.asarray(x), dtype=dtype)
+        return x.detach().to(dtype)
+    x = np.asarray(x)
+    return torch.as_tensor(x if x.flags.writeable else x.copy(), dtype=dtype)
 
 
 def _obs_tensor(obs: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
@@ -95,7 +96,7 @@ class CategoricalPolicy(nn.Module):
     def log_prob(self, obs: ArrayLike, act: ArrayLike) -> torch.Tensor:
         """log pi(act | obs). obs: (..., D), act: (...) int -> (...).
 
-        Written with log_softmax + gather (no distribution object), so it runs under torch.func.vmap.
+        Written with log_softmax + gather (no distribution object), so it runs under vmap.
         """
         logits = self.logits(obs)
         act = _as_tensor(act, torch.long)
@@ -109,12 +110,16 @@ class CategoricalPolicy(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
-        """Sample a ~ pi(. | obs), no gradient. obs: (N, D) -> (N,) int64 actions."""
+        """Sample a ~ pi(. | obs), no gradient. obs: (N, D) -> (N,) int64 actions.
+
+        Gumbel-max trick: argmax_a (logits[a] + G_a), G_a = -log(-log U_a), U_a ~ Uniform(0, 1),
+        is an exact draw from softmax(logits), and on CPU faster than torch.multinomial.
+        """
         if np.ndim(obs) != 2:
             raise ValueError(f"obs: expected shape (N, {self.obs_dim}), got {tuple(np.shape(obs))}")
         logits = self.logits(obs)
-        probs = torch.softmax(logits, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
+        uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+        return (logits - torch.log(-torch.log(uniform))).argmax(dim=-1).numpy()
 
 
 def flat_parameters(policy: nn.Module) -> torch.Tensor:
@@ -140,8 +145,9 @@ class _LogProb(nn.Module):
 
 def _trajectory_tensors(
     policy: nn.Module, obs: ArrayLike, act: ArrayLike, weights: ArrayLike, mask: ArrayLike
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Check the time-major shapes; return obs, act and coef = mask * weights, zeroed off the mask.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """Check the time-major shapes; return obs, act, coef = mask * weights (zero off the mask), and
+    ends (N,) = 1 + the last valid step of each trajectory (0 if it has none).
 
     Masked steps get obs 0 and act 0 too, so padding (even NaN or an invalid action) contributes
     exactly nothing to the gradient.
@@ -158,21 +164,40 @@ def _trajectory_tensors(
     T, N = mask.shape
     obs = _obs_tensor(obs, dtype)
     if obs.ndim < 2 or tuple(obs.shape[:2]) != (T, N):
-        raise ValueError(f"obs: expected shape ({T}, {N}, D) (T, N from mask), got {tuple(obs.shape)}")
+        raise ValueError(f"obs: expected shape ({T}, {N}, D) (T, N of mask), got {obs.shape}")
     act = _as_tensor(act, torch.long)
     if tuple(act.shape) != (T, N):
-        raise ValueError(f"act: expected shape ({T}, {N}) (the shape of mask), got {tuple(act.shape)}")
+        raise ValueError(f"act: expected shape ({T}, {N}) (that of mask), got {tuple(act.shape)}")
     weights = _as_tensor(weights, dtype)
     if weights.ndim == 1 and weights.shape[0] == N:
         weights = weights.expand(T, N)  # one weight per trajectory, e.g. total_return
     if tuple(weights.shape) != (T, N):
-        raise ValueError(f"weights: expected shape ({T}, {N}) or ({N},), got {tuple(weights.shape)}")
+        raise ValueError(f"weights: expected shape ({T}, {N}) or ({N},), got {weights.shape}")
     check_finite("weights", weights[mask].numpy())
     obs_mask = mask.reshape(T, N, *([1] * (obs.ndim - 2)))
     obs = torch.where(obs_mask, obs, torch.zeros((), dtype=obs.dtype))
     act = torch.where(mask, act, torch.zeros((), dtype=act.dtype))
     coef = torch.where(mask, weights, torch.zeros((), dtype=dtype))
-    return obs, act, coef
+    ends = (torch.arange(1, T + 1).unsqueeze(1) * mask).amax(0) if T else torch.zeros(N)
+    return obs, act, coef, ends.long().numpy()
+
+
+def _length_sorted_chunks(ends: np.ndarray, chunk_steps: int) -> list[np.ndarray]:
+    """Group trajectories of similar length: lists of columns n, each list with
+    len(list) * max(ends[list]) <= chunk_steps (or a single trajectory).
+
+    ends: (N,) int — 1 + the last valid step of each trajectory; 0 for an empty one (left out).
+    """
+    order = np.argsort(ends, kind="stable")
+    sorted_ends = ends[order]
+    start, chunks = int(np.searchsorted(sorted_ends, 0, side="right")), []
+    while start < len(order):
+        most = min(len(order) - start, max(1, chunk_steps // int(sorted_ends[start])))
+        padded = np.arange(1, most + 1) * sorted_ends[start : start + most]  # nondecreasing
+        size = max(1, int(np.searchsorted(padded, chunk_steps, side="right")))
+        chunks.append(order[start : start + size])
+        start += size
+    return chunks
 
 
 def per_trajectory_gradients(
@@ -181,19 +206,21 @@ def per_trajectory_gradients(
     act: ArrayLike,
     weights: ArrayLike,
     mask: ArrayLike,
-    chunk_size: int = 4096,
+    chunk_steps: int = 2**16,
 ) -> torch.Tensor:
-    """g_n = grad_theta sum_t mask[t, n] * weights[t, n] * log pi(act[t, n] | obs[t, n]), one row per n.
+    """g_n = grad_theta sum_t mask[t, n] * weights[t, n] * log pi(act[t, n] | obs[t, n]), per n.
 
     obs: (T, N, D); act: (T, N) int; weights: (T, N) float, or (N,) for one weight per trajectory
     (broadcast over t, as `total_return` gives); mask: (T, N) bool.
     Returns (N, P), columns in the order of `flat_parameters(policy)`. Its mean over rows is g_hat.
 
-    `policy` is any nn.Module with `log_prob(obs (..., D), act (...)) -> (...)`. The N gradients come
-    from one vmap over the N axis of torch.func.grad, `chunk_size` trajectories at a time.
+    `policy` is any nn.Module with `log_prob(obs (..., D), act (...)) -> (...)`. The N gradients
+    come from torch.func.grad vmapped over the N axis, in chunks of trajectories of similar length,
+    each cut to its longest trajectory and holding at most `chunk_steps` (t, n) cells, so memory
+    stays small and padding after the longest episode of a chunk is never computed.
     """
-    check_positive_int("chunk_size", chunk_size)
-    obs, act, coef = _trajectory_tensors(policy, obs, act, weights, mask)
+    check_positive_int("chunk_steps", chunk_steps)
+    obs, act, coef, ends = _trajectory_tensors(policy, obs, act, weights, mask)
     wrapped = _LogProb(policy)
     params = {name: p.detach() for name, p in wrapped.named_parameters()}
     buffers = {name: b.detach() for name, b in wrapped.named_buffers()}
@@ -204,12 +231,9 @@ def per_trajectory_gradients(
         return (coef_n * logp).sum()
 
     grads_fn = vmap(grad(weighted_logp), in_dims=(None, 1, 1, 1))
-    N = coef.shape[1]
-    rows = []
-    for start in range(0, N, chunk_size):
-        part = slice(start, start + chunk_size)
-        grads = grads_fn(params, obs[:, part], act[:, part], coef[:, part])
-        rows.append(torch.cat([grads[name].reshape(grads[name].shape[0], -1) for name in params], dim=1))
-    if not rows:
-        return torch.zeros(0, parameter_count(policy), dtype=coef.dtype)
-    return torch.cat(rows, dim=0)
+    out = torch.zeros(coef.shape[1], parameter_count(policy), dtype=coef.dtype)
+    for cols in _length_sorted_chunks(ends, chunk_steps):
+        t_end, idx = int(ends[cols[-1]]), torch.from_numpy(cols)
+        grads = grads_fn(params, obs[:t_end, idx], act[:t_end, idx], coef[:t_end, idx])
+        out[idx] = torch.cat([grads[name].reshape(len(cols), -1) for name in params], dim=1)
+    return out

@@ -117,9 +117,11 @@ def sample_episodes(
     """Run n episodes at once on a gymnasium vector env; keep each env's first episode.
 
     The envs are reset with `seed`, and actions come from `policy.act(obs, generator)` with a
-    torch.Generator seeded with `seed`, so a fixed seed gives the same Batch. The loop runs until
-    every env has ended its first episode (terminated or truncated, as gymnasium reports), or for
-    max_steps steps if given. Returns a Batch with T = the longest episode:
+    torch.Generator seeded with `seed`, so a fixed seed gives the same Batch. Only envs still in
+    their first episode are passed to the policy (the others repeat their last, unused action).
+    The loop runs until every env has ended its first episode (terminated or truncated, as
+    gymnasium reports), or for max_steps steps if given; an episode cut there gets truncated=True.
+    Returns a Batch with T = the longest episode:
     obs, next_obs: (T, N, D) float32 — next_obs is the true final observation on the last step;
     act: (T, N) int64; rew: (T, N) float64; mask, terminated, truncated: (T, N) bool, the flags
     True only on the last valid step. After an episode ends, mask is False and all fields are 0
@@ -138,8 +140,11 @@ def sample_episodes(
     try:
         obs, _ = env.reset(seed=int(seed))
         running = np.ones(n, dtype=bool)
+        act = np.asarray(policy.act(obs, generator))
         while running.any() and (max_steps is None or len(steps) < max_steps):
-            act = np.asarray(policy.act(obs, generator))
+            if steps:  # only envs still in their first episode ask the policy; others repeat
+                act = act.copy()
+                act[running] = policy.act(obs[running], generator)
             next_obs, rew, terminated, truncated, _ = env.step(act)
             steps.append(_step_record(obs, act, rew, next_obs, running, terminated, truncated))
             running = running & ~(terminated | truncated)
