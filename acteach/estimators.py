@@ -247,3 +247,36 @@ def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_traj
                                         **options)
     return summarize(method, estimates, exact_policy_gradient(mdp, logits), n_trajectories,
                      steps_per_estimate=batch.n_steps / n_repeats)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same estimator on a real environment, with a torch policy
+# ---------------------------------------------------------------------------------------------
+
+def group_means(per_trajectory: np.ndarray, n_trajectories: int) -> np.ndarray:
+    """Average consecutive groups of n_trajectories rows: (M, *shape) -> (M // n, *shape), the
+    estimates of n_trajectories each (leftover rows are unused)."""
+    check_positive_int("n_trajectories", n_trajectories)
+    R = len(per_trajectory) // n_trajectories
+    if R == 0:
+        raise ValueError(f"n_trajectories: {n_trajectories} is more than the "
+                         f"{len(per_trajectory)} trajectories available")
+    grouped = per_trajectory[:R * n_trajectories]
+    return grouped.reshape(R, n_trajectories, *per_trajectory.shape[1:]).mean(axis=1)
+
+
+def trajectory_gradients(policy, batch: Batch, method: str, gamma: float = 1.0,
+                         **options) -> np.ndarray:
+    """For each trajectory n of a batch from a real env, sum_t grad log pi(a_t|s_t) * w_t with
+    the weights of `method`, w.r.t. all the policy's parameters. -> (N, P) float64.
+
+    Only the score differs from the tabular path: it comes from autograd (torch.func) instead
+    of a formula. The weights are the very same functions.
+    """
+    from acteach.nets import per_trajectory_gradients   # torch only where a network is used
+    if METHODS.get(method) is not None and METHODS[method].batch_dependent:
+        raise ValueError(f"method: {method!r} uses the whole batch; per-trajectory gradients "
+                         "need a method whose weights depend on one trajectory only")
+    weights = method_weights(method, batch, Context(gamma), **options)
+    return per_trajectory_gradients(policy, batch.obs, batch.act, weights,
+                                    batch.mask).double().numpy()

@@ -16,7 +16,8 @@ import ipywidgets as W
 import numpy as np
 
 from acteach._validate import check_positive_int
-from acteach.estimators import METHODS, GradientStats, estimates_from_batch, summarize
+from acteach.estimators import (METHODS, GradientStats, estimates_from_batch, group_means,
+                                 summarize)
 from acteach.plotting import EstimatePlot, stats_table
 from acteach.sampling import Batch
 from acteach.tabular import TabularMDP, check_logits, exact_policy_gradient, sample_trajectories
@@ -86,8 +87,7 @@ class VarianceLab:
         """pool // n estimates of n trajectories each. -> (R, S, A)."""
         batch, single = self._pool(seed)
         if e.label in single:          # the mean of n per-trajectory gradients
-            R = self.pool // n
-            return single[e.label][:R * n].reshape(R, n, *self.exact.shape).mean(axis=1)
+            return group_means(single[e.label], n)
         rng = np.random.default_rng([seed, n])
         return estimates_from_batch(self.mdp, self.logits, batch, e.method, n, rng, **e.options)
 
