@@ -121,8 +121,10 @@ def score_weighted_sums(pi: np.ndarray, batch: Batch, weights: np.ndarray,
     With the softmax score, the sum is (weighted visits of (s, a)) - (weighted visits of s) * pi.
     """
     S, A = pi.shape
-    t, n = np.nonzero(batch.mask & ((group >= 0) & (group < n_groups))[None, :])
-    s, a, w, g = batch.obs[t, n], batch.act[t, n], weights[t, n], group[n]
+    N = batch.mask.shape[1]
+    cells = np.flatnonzero(batch.mask & ((group >= 0) & (group < n_groups))[None, :])
+    s, a, w = batch.obs.ravel()[cells], batch.act.ravel()[cells], weights.ravel()[cells]
+    g = group[cells % N]
     visits_sa = np.bincount((g * S + s) * A + a, weights=w, minlength=n_groups * S * A)
     visits_s = np.bincount(g * S + s, weights=w, minlength=n_groups * S)
     return visits_sa.reshape(n_groups, S, A) - visits_s.reshape(n_groups, S, 1) * pi

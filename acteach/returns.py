@@ -24,8 +24,9 @@ def _check_rewards(rew: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
         raise ValueError(f"mask: expected shape {rew.shape} (the shape of rew), got {mask.shape}")
     if mask.dtype != bool:
         raise ValueError(f"mask: expected a bool array, got dtype {mask.dtype}")
-    check_finite("rew", rew[mask])
-    return np.where(mask, rew, 0.0), mask
+    rew = np.where(mask, rew, 0.0)                   # padding may hold garbage: drop it
+    check_finite("rew", rew)
+    return rew, mask
 
 
 def discounts(T: int, gamma: float) -> np.ndarray:

@@ -295,12 +295,14 @@ def sample_trajectories(mdp: TabularMDP, logits: np.ndarray, n: int,
 def _to_batch(mdp: TabularMDP, steps: list, n: int) -> Batch:
     """Scatter per-step records of the live trajectories into padded (T, n) arrays."""
     T = len(steps)
-    t_idx = np.concatenate([np.full(step[0].size, t) for t, step in enumerate(steps)])
-    n_idx, s, a, s_next, term, trunc = (np.concatenate(x) for x in zip(*steps))
+    cells = np.concatenate([t * n + step[0] for t, step in enumerate(steps)])   # flat [t, n]
+    s, a, s_next, term, trunc = (np.concatenate(x) for x in list(zip(*steps))[1:])
+
     def scatter(values: np.ndarray, fill) -> np.ndarray:
-        out = np.full((T, n), fill, dtype=values.dtype)
-        out[t_idx, n_idx] = values
-        return out
+        out = np.full(T * n, fill, dtype=values.dtype)
+        out[cells] = values
+        return out.reshape(T, n)
+
     return Batch(obs=scatter(s, 0), act=scatter(a, 0), rew=scatter(mdp.R[s, a], 0.0),
                  next_obs=scatter(s_next, 0), mask=scatter(np.ones_like(term), False),
                  terminated=scatter(term, False), truncated=scatter(trunc, False))
