@@ -19,12 +19,15 @@ from typing import Callable
 import numpy as np
 
 from acteach._validate import check_positive_int
+from acteach.baselines import batch_mean_baseline, optimal_constant_baseline, subtract_baseline
+from acteach.q_values import exact_q_weights, mc_q_estimate, time_indexed
 from acteach.returns import discounts, reward_to_go, total_return
 from acteach.sampling import Batch
 from acteach.tabular import (
     TabularMDP,
     check_logits,
     exact_policy_gradient,
+    exact_values,
     sample_trajectories,
     softmax_policy,
 )
@@ -36,17 +39,30 @@ from acteach.tabular import (
 WeightFunction = Callable[..., np.ndarray]   # (batch, context, **options) -> (T, N) weights
 
 
-@dataclass(frozen=True)
+@dataclass
 class Context:
     """What a weight function may use beyond the batch. On a real env only gamma is known; on a
     tabular MDP the MDP and the logits are there too (for exact Q and V), and an rng for methods
-    that sample more."""
+    that sample more. A method that spends environment steps beyond the batch (extra rollouts)
+    adds them to `extra_steps`."""
 
     gamma: float
     mdp: TabularMDP | None = None
     logits: np.ndarray | None = None
     rng: np.random.Generator | None = None
     group_size: int = 1          # trajectories n*g .. n*g + g-1 form one estimate
+    extra_steps: int = 0
+
+    def tabular(self, method: str) -> tuple[TabularMDP, np.ndarray]:
+        """The MDP and logits, or a ValueError if this method needs them and they are absent."""
+        if self.mdp is None or self.logits is None:
+            raise ValueError(f"method: {method!r} needs a tabular MDP (exact values or rollouts)")
+        return self.mdp, self.logits
+
+
+#: A per-parameter baseline: (b with the shape of the gradient, (T, N) weights y_t) such that
+#: the estimate becomes  (1/N) sum sum score * w_t  -  b * (1/N) sum sum score * y_t.
+Correction = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -58,18 +74,21 @@ class Method:
     options: dict
     summary: str
     batch_dependent: bool = False   # True when a trajectory's weights use the other trajectories
+    correction: Correction | None = None   # a per-parameter baseline (see Correction)
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, summary: str, batch_dependent: bool = False, **options
+def register(name: str, summary: str, batch_dependent: bool = False,
+             correction: Correction | None = None, **options
              ) -> Callable[[WeightFunction], WeightFunction]:
     """Add a weight function to `METHODS` under `name`; keyword arguments are its option defaults.
     batch_dependent: the weights of one trajectory depend on the others of its estimate (a batch
-    baseline); weight functions then see `ctx.group_size`."""
+    baseline); weight functions then see `ctx.group_size`. correction: a per-parameter baseline,
+    called with the same arguments as the weight function."""
     def add(fn: WeightFunction) -> WeightFunction:
-        METHODS[name] = Method(name, fn, options, summary, batch_dependent)
+        METHODS[name] = Method(name, fn, options, summary, batch_dependent, correction)
         return fn
     return add
 
@@ -96,8 +115,118 @@ def reward_to_go_weights(batch: Batch, ctx: Context, discount_option: int) -> np
     return _discount_option(ret, ctx.gamma, discount_option)
 
 
-def method_weights(method: str, batch: Batch, ctx: Context, **options) -> np.ndarray:
-    """The (T, N) weights of `method` on `batch`, after checking the method name and options."""
+@register("q_exact", "the exact Q^pi(s_t, a_t) in place of the reward-to-go",
+          discount_option=2)
+def q_exact_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = Q^pi(s_t, a_t), exactly (tabular only). -> (T, N)."""
+    mdp, logits = ctx.tabular("q_exact")
+    q = exact_q_weights(mdp, logits, batch.obs, batch.act, batch.mask)
+    return _discount_option(q, ctx.gamma, discount_option)
+
+
+@register("q_mc", "Q estimated by the mean of k fresh rollouts from (s_t, a_t)",
+          k=1, discount_option=2)
+def q_mc_weights(batch: Batch, ctx: Context, k: int, discount_option: int) -> np.ndarray:
+    """w_t = mean return of k rollouts from (s_t, a_t) (tabular only; counts their steps)."""
+    mdp, logits = ctx.tabular("q_mc")
+    rng = ctx.rng if ctx.rng is not None else np.random.default_rng()
+    q, steps = mc_q_estimate(mdp, logits, batch.obs, batch.act, batch.mask, k, rng)
+    ctx.extra_steps += steps
+    return _discount_option(q, ctx.gamma, discount_option)
+
+
+def _batch_mean_weights(batch: Batch, ctx: Context, discount_option: int,
+                        leave_one_out: bool) -> np.ndarray:
+    ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
+    b = batch_mean_baseline(ret[0], ctx.group_size, leave_one_out)    # R(tau) = Q_hat_0
+    return _discount_option(subtract_baseline(ret, b, batch.mask), ctx.gamma, discount_option)
+
+
+@register("baseline_mean", "reward-to-go minus the batch-average return (biased by O(1/N))",
+          batch_dependent=True, discount_option=2)
+def baseline_mean_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = Q_hat_t - (1/N) sum_m R(tau_m), the mean over the estimate's own N trajectories."""
+    return _batch_mean_weights(batch, ctx, discount_option, leave_one_out=False)
+
+
+@register("baseline_loo", "reward-to-go minus the average return of the other N-1 trajectories",
+          batch_dependent=True, discount_option=2)
+def baseline_loo_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = Q_hat_t - (1/(N-1)) sum_{m != n} R(tau_m): independent of tau_n, so unbiased."""
+    return _batch_mean_weights(batch, ctx, discount_option, leave_one_out=True)
+
+
+def _optimal_baseline(batch: Batch, ctx: Context, discount_option: int, pilot: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """b*_i = E[x_i y_i] / E[y_i^2] from an independent pilot batch (not counted in the steps)."""
+    mdp, logits = ctx.tabular("baseline_optimal")
+    check_positive_int("pilot", pilot)
+    rng = ctx.rng if ctx.rng is not None else np.random.default_rng()
+    trial = sample_trajectories(mdp, logits, pilot, rng)
+    pi, each = softmax_policy(logits), np.arange(pilot)
+    x = score_weighted_sums(pi, trial, reward_to_go_weights(trial, ctx, discount_option),
+                            each, pilot)
+    unit = _discount_option(trial.mask.astype(float), ctx.gamma, discount_option)
+    y = score_weighted_sums(pi, trial, unit, each, pilot)
+    b = optimal_constant_baseline(x, y)
+    return b, _discount_option(batch.mask.astype(float), ctx.gamma, discount_option)
+
+
+@register("baseline_optimal", "reward-to-go minus the variance-minimising constant per parameter",
+          correction=_optimal_baseline, discount_option=2, pilot=5000)
+def baseline_optimal_weights(batch: Batch, ctx: Context, discount_option: int,
+                             pilot: int) -> np.ndarray:
+    """w_t = Q_hat_t; the per-parameter baseline b* comes in through the correction."""
+    return reward_to_go_weights(batch, ctx, discount_option)
+
+
+@register("baseline_v_exact", "reward-to-go minus the exact V^pi(s_t)", discount_option=2)
+def baseline_v_exact_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = Q_hat_t - V^pi(s_t) (tabular only). -> (T, N)."""
+    mdp, logits = ctx.tabular("baseline_v_exact")
+    v = time_indexed(exact_values(mdp, logits).V, mdp, batch.obs)
+    ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
+    return _discount_option(subtract_baseline(ret, v, batch.mask), ctx.gamma, discount_option)
+
+
+@register("advantage_exact", "the exact advantage A^pi = Q^pi(s_t, a_t) - V^pi(s_t)",
+          discount_option=2)
+def advantage_exact_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = Q^pi(s_t, a_t) - V^pi(s_t) (tabular only). -> (T, N)."""
+    mdp, logits = ctx.tabular("advantage_exact")
+    values = exact_values(mdp, logits)
+    q = time_indexed(values.Q, mdp, batch.obs, batch.act)
+    v = time_indexed(values.V, mdp, batch.obs)
+    return _discount_option(subtract_baseline(q, v, batch.mask), ctx.gamma, discount_option)
+
+
+@register("baseline_action", "reward-to-go minus Q^pi(s_t, a_t): a baseline that depends on the "
+          "action (biased, for demonstration)", discount_option=2)
+def baseline_action_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
+    """w_t = Q_hat_t - Q^pi(s_t, a_t): E[w_t | s_t, a_t] = 0, so the estimate's mean is 0, not
+    the gradient. Shows why a baseline must not depend on a_t."""
+    mdp, logits = ctx.tabular("baseline_action")
+    q = time_indexed(exact_values(mdp, logits).Q, mdp, batch.obs, batch.act)
+    ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
+    return _discount_option(subtract_baseline(ret, q, batch.mask), ctx.gamma, discount_option)
+
+
+@register("baseline_v", "reward-to-go minus a supplied V(s_t) (a fitted critic, or any table)",
+          value=None, discount_option=2)
+def baseline_v_weights(batch: Batch, ctx: Context, value, discount_option: int) -> np.ndarray:
+    """w_t = Q_hat_t - V(s_t). value: a table (S,) for a tabular batch, or a function of the
+    observations (T, N, ...) -> (T, N) (e.g. a fitted network)."""
+    if value is None:
+        raise ValueError("value: method 'baseline_v' needs value=, a table (S,) or a function "
+                         "obs (T, N, ...) -> (T, N)")
+    v = value(batch.obs) if callable(value) else np.asarray(value, dtype=float)[batch.obs]
+    ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
+    return _discount_option(subtract_baseline(ret, np.asarray(v), batch.mask), ctx.gamma,
+                            discount_option)
+
+
+def method_options(method: str, options: dict) -> tuple[Method, dict]:
+    """The registered method and its options with defaults filled in, or a ValueError."""
     if method not in METHODS:
         raise ValueError(f"method: unknown method {method!r}; expected one of {sorted(METHODS)}")
     spec = METHODS[method]
@@ -105,7 +234,16 @@ def method_weights(method: str, batch: Batch, ctx: Context, **options) -> np.nda
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: not an option of method {method!r} "
                          f"(its options: {sorted(spec.options) or 'none'})")
-    return spec.weights(batch, ctx, **{**spec.options, **options})
+    return spec, {**spec.options, **options}
+
+
+def method_weights(method: str, batch: Batch, ctx: Context, **options) -> np.ndarray:
+    """The (T, N) weights of `method` on `batch`, after checking the method name and options."""
+    spec, options = method_options(method, options)
+    if spec.correction is not None:
+        raise ValueError(f"method: {method!r} has a per-parameter baseline, not one weight per "
+                         "step; use estimates_from_batch")
+    return spec.weights(batch, ctx, **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,33 +270,39 @@ def score_weighted_sums(pi: np.ndarray, batch: Batch, weights: np.ndarray,
 
 def estimates_from_batch(mdp: TabularMDP, logits: np.ndarray, batch: Batch, method: str,
                          n_trajectories: int, rng: np.random.Generator | None = None,
-                         **options) -> np.ndarray:
+                         **options) -> tuple[np.ndarray, int]:
     """Split a batch into R = batch size // n_trajectories estimates of n_trajectories each
     (trajectory n belongs to estimate n // n_trajectories; leftovers are unused).
-    -> estimates (R, S, A)."""
+    -> estimates (R, S, A), and the environment steps spent beyond the batch (extra rollouts)."""
     check_positive_int("n_trajectories", n_trajectories)
     logits = check_logits(mdp, logits)
     n_repeats = batch.mask.shape[1] // n_trajectories
     if n_repeats == 0:
         raise ValueError(f"n_trajectories: the batch holds {batch.mask.shape[1]} trajectories, "
                          f"fewer than n_trajectories = {n_trajectories}")
+    spec, options = method_options(method, options)
     ctx = Context(mdp.gamma, mdp, logits, rng, group_size=n_trajectories)
-    weights = method_weights(method, batch, ctx, **options)
+    pi = softmax_policy(logits)
     group = np.arange(batch.mask.shape[1]) // n_trajectories
-    sums = score_weighted_sums(softmax_policy(logits), batch, weights, group, n_repeats)
-    return sums / n_trajectories
+    sums = score_weighted_sums(pi, batch, spec.weights(batch, ctx, **options), group, n_repeats)
+    if spec.correction is not None:
+        b, y = spec.correction(batch, ctx, **options)
+        sums -= b * score_weighted_sums(pi, batch, y, group, n_repeats)
+    return sums / n_trajectories, ctx.extra_steps
 
 
 def sample_estimates(mdp: TabularMDP, logits: np.ndarray, method: str, n_trajectories: int,
                      n_repeats: int, rng: np.random.Generator, **options
-                     ) -> tuple[np.ndarray, Batch]:
+                     ) -> tuple[np.ndarray, float]:
     """n_repeats independent estimates, each from n_trajectories fresh trajectories, sampled
-    in one batch. -> estimates (n_repeats, S, A) and the batch."""
+    in one batch. -> estimates (n_repeats, S, A) and the environment steps per estimate
+    (the trajectories plus any extra rollouts)."""
     check_positive_int("n_trajectories", n_trajectories)
     check_positive_int("n_repeats", n_repeats)
     batch = sample_trajectories(mdp, logits, n_trajectories * n_repeats, rng)
-    estimates = estimates_from_batch(mdp, logits, batch, method, n_trajectories, rng, **options)
-    return estimates, batch
+    estimates, extra = estimates_from_batch(mdp, logits, batch, method, n_trajectories, rng,
+                                            **options)
+    return estimates, (batch.n_steps + extra) / n_repeats
 
 
 def estimate_gradient(mdp: TabularMDP, logits: np.ndarray, n_trajectories: int, method: str,
@@ -245,10 +389,10 @@ def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_traj
                         n_repeats: int, rng: np.random.Generator, **options) -> GradientStats:
     """Measure `method` against `exact_policy_gradient`: n_repeats estimates of n_trajectories
     trajectories each; their mean, bias, total variance and MSE, each with a standard error."""
-    estimates, batch = sample_estimates(mdp, logits, method, n_trajectories, n_repeats, rng,
+    estimates, steps = sample_estimates(mdp, logits, method, n_trajectories, n_repeats, rng,
                                         **options)
     return summarize(method, estimates, exact_policy_gradient(mdp, logits), n_trajectories,
-                     steps_per_estimate=batch.n_steps / n_repeats)
+                     steps_per_estimate=steps)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -292,6 +292,43 @@ def sample_trajectories(mdp: TabularMDP, logits: np.ndarray, n: int,
     return _to_batch(mdp, steps, n)
 
 
+def rollout_returns(mdp: TabularMDP, logits: np.ndarray, states: np.ndarray,
+                    actions: np.ndarray, times: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, int]:
+    """One fresh rollout from each (state, action) taken at step `times`, the policy after that.
+
+    states, actions, times: (M,) int. Returns the discounted returns (M,), each an unbiased
+    sample of Q^pi_t(s, a) (time-indexed when the horizon is finite: H - t steps remain), and the
+    number of environment steps the rollouts took. Vectorised over the M rollouts.
+    """
+    pi = softmax_policy(check_logits(mdp, logits))
+    policy, dynamics = _AliasTable(pi), _AliasTable(mdp.P)
+    cap = sampling_horizon(mdp)
+    s, a = np.asarray(states, dtype=np.int64), np.asarray(actions, dtype=np.int64)
+    steps_left = (np.full(s.shape, np.iinfo(np.int64).max) if cap is None
+                  else cap - np.asarray(times, dtype=np.int64) if mdp.horizon is not None
+                  else np.full(s.shape, cap))
+    if np.any(steps_left <= 0):
+        raise ValueError(f"times: expected steps before the horizon {mdp.horizon}, got "
+                         f"{np.asarray(times).max()}")
+    returns = np.zeros(s.shape)
+    running, discount, steps = np.arange(s.size), 1.0, 0
+    for _ in range(MAX_STEPS):
+        if not running.size:
+            break
+        returns[running] += discount * mdp.R[s, a]
+        steps += running.size
+        s_next = dynamics.sample(rng, s * mdp.n_actions + a)
+        steps_left = steps_left - 1
+        go_on = ~mdp.terminal[s_next] & (steps_left > 0)
+        running, s, steps_left = running[go_on], s_next[go_on], steps_left[go_on]
+        a = policy.sample(rng, s)
+        discount *= mdp.gamma
+    else:
+        raise ValueError(f"mdp: rollouts still running after {MAX_STEPS} steps")
+    return returns, steps
+
+
 def _to_batch(mdp: TabularMDP, steps: list, n: int) -> Batch:
     """Scatter per-step records of the live trajectories into padded (T, n) arrays."""
     T = len(steps)

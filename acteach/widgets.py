@@ -71,7 +71,8 @@ class VarianceLab:
         self.scale_n = 10 if 10 in self.n_values else self.n_values[0]
 
     def _pool(self, seed: int) -> tuple[Batch, dict]:
-        """The trajectories of a seed and each estimator's per-trajectory gradients (cached)."""
+        """The trajectories of a seed, and each per-trajectory estimator's gradients with the
+        extra environment steps they cost (cached)."""
         if seed not in self._cache:
             rng = np.random.default_rng(seed)
             batch = sample_trajectories(self.mdp, self.logits, self.pool, rng)
@@ -83,13 +84,17 @@ class VarianceLab:
                 self._cache.popitem(last=False)
         return self._cache[seed]
 
-    def _estimates(self, e: Estimator, n: int, seed: int) -> np.ndarray:
-        """pool // n estimates of n trajectories each. -> (R, S, A)."""
+    def _estimates(self, e: Estimator, n: int, seed: int) -> tuple[np.ndarray, float]:
+        """pool // n estimates of n trajectories each (R, S, A), and env steps per estimate."""
         batch, single = self._pool(seed)
         if e.label in single:          # the mean of n per-trajectory gradients
-            return group_means(single[e.label], n)
-        rng = np.random.default_rng([seed, n])
-        return estimates_from_batch(self.mdp, self.logits, batch, e.method, n, rng, **e.options)
+            per_trajectory, extra = single[e.label]
+            estimates = group_means(per_trajectory, n)
+        else:
+            rng = np.random.default_rng([seed, n])
+            estimates, extra = estimates_from_batch(self.mdp, self.logits, batch, e.method, n,
+                                                    rng, **e.options)
+        return estimates, (batch.n_steps + extra) * n / self.pool
 
     def update(self, n: int, seed: int = 0, labels: Sequence[str] | None = None
                ) -> list[GradientStats]:
@@ -98,9 +103,11 @@ class VarianceLab:
         if 2 * n > self.pool:
             raise ValueError(f"n: at most {self.pool // 2} with a pool of {self.pool}, got {n}")
         chosen = [e for e in self.estimators if labels is None or e.label in labels]
-        steps = self._pool(seed)[0].n_steps * n / self.pool
-        return [summarize(e.label, self._estimates(e, n, seed), self.exact, n,
-                          steps_per_estimate=steps) for e in chosen]
+        stats = []
+        for e in chosen:
+            estimates, steps = self._estimates(e, n, seed)
+            stats.append(summarize(e.label, estimates, self.exact, n, steps_per_estimate=steps))
+        return stats
 
     def render(self, stats: list[GradientStats]) -> tuple[bytes, str]:
         """PNG bytes of the plot and the text table for these statistics. The plot's axes are

@@ -1,0 +1,49 @@
+"""Q in place of the single-sample return (backs notebook 02, use Q).
+
+The reward-to-go Q_hat_{n,t} is one sample of what (s_t, a_t) is worth. Its expectation is
+
+    Q^pi(s_t, a_t) = E[ sum_{t' >= t} gamma^(t'-t) r_t' | s_t, a_t ],
+
+quieter but unknown. Two ways to get it: exactly, on a tabular MDP (`exact_q_weights`), or by
+averaging k fresh rollouts from (s_t, a_t) (`mc_q_estimate`): unbiased, less noisy as k grows,
+and k times the environment steps. Arrays are time-major (T, N).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from acteach._validate import check_positive_int
+from acteach.tabular import TabularMDP, exact_values, rollout_returns
+
+
+def time_indexed(table: np.ndarray, mdp: TabularMDP, obs: np.ndarray, *rest: np.ndarray
+                 ) -> np.ndarray:
+    """Look up V[s] / Q[s, a] (infinite horizon) or V[t, s] / Q[t, s, a] (finite horizon) at
+    every step of a (T, N) batch: obs, and act for Q. -> (T, N)."""
+    if mdp.horizon is None:
+        return table[(obs, *rest)]
+    t = np.broadcast_to(np.arange(obs.shape[0])[:, None], obs.shape)
+    return table[(t, obs, *rest)]
+
+
+def exact_q_weights(mdp: TabularMDP, logits: np.ndarray, obs: np.ndarray, act: np.ndarray,
+                    mask: np.ndarray) -> np.ndarray:
+    """Q^pi(s_t, a_t) at every valid step, exactly; 0 elsewhere. obs, act, mask: (T, N)."""
+    Q = exact_values(mdp, logits).Q
+    return np.where(mask, time_indexed(Q, mdp, obs, act), 0.0)
+
+
+def mc_q_estimate(mdp: TabularMDP, logits: np.ndarray, obs: np.ndarray, act: np.ndarray,
+                  mask: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Q_hat^(k)(s_t, a_t): the mean return of k fresh rollouts from each valid (s_t, a_t).
+
+    obs, act, mask: (T, N). Returns (T, N) estimates (0 where mask is False) and the environment
+    steps the k rollouts per step cost. k = 1 has the distribution of the reward-to-go.
+    """
+    check_positive_int("k", k)
+    t, n = np.nonzero(mask)
+    reps = np.repeat(np.arange(t.size), k)                    # k rollouts per valid step
+    returns, steps = rollout_returns(mdp, logits, obs[t, n][reps], act[t, n][reps], t[reps], rng)
+    q = np.zeros(mask.shape)
+    q[t, n] = returns.reshape(t.size, k).mean(axis=1) if t.size else 0.0
+    return q, steps
