@@ -12,9 +12,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from acteach import returns, surrogate
+from acteach import returns, surrogate, tabular
+from acteach.baselines import batch_mean_baseline, subtract_baseline
 from acteach.estimators import Context, method_weights, score_weighted_sums
-from acteach.tabular import chain_mdp, sample_trajectories, softmax_policy
+from acteach.tabular import (TabularMDP, chain_mdp, random_mdp, sample_trajectories,
+                             softmax_policy)
 
 
 class CheckFailed(AssertionError):
@@ -151,3 +153,325 @@ def check_policy_gradient_surrogate(fn: Callable) -> None:
         _compare(call, ref_value.detach().numpy(), value,
                  hint="the value too: (1/N) * sum of mask * logp * weights")
     _passed("policy_gradient_surrogate", len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 02: use Q
+# ---------------------------------------------------------------------------------------------
+
+
+#: Statistical tolerances of check_q_from_rollouts (see its docstring), and the seed of the
+#: batch of its random-MDP case.
+Q_COPIES, Q_MEAN_Z, Q_SPREAD_BAND = 1000, 5.0, (0.8, 1.25)
+RANDOM_CASE_SEED = 0
+
+
+def _return_moments(mdp: TabularMDP, logits: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Finite horizon H only. The mean Q[t, s, a] and variance Var[t, s, a] of the return of one
+    rollout from (s, a) taken at step t, and V[t, s]: (H, S, A), (H, S, A), (H+1, S).
+    Backwards in time, with G = r(s, a) + gamma G' (r is deterministic given (s, a)):
+    E[G] = r + gamma E[V'],  E[G^2] = r^2 + 2 gamma r E[V'] + gamma^2 E[W'],  W = E[G^2 | s]."""
+    pi, live, g = softmax_policy(logits), ~mdp.terminal, mdp.gamma
+    H, (S, A) = mdp.horizon, mdp.R.shape
+    V, W = np.zeros((H + 1, S)), np.zeros((H + 1, S))
+    Q, M2 = np.zeros((H, S, A)), np.zeros((H, S, A))
+    for t in reversed(range(H)):
+        ev, ew = mdp.P @ (V[t + 1] * live), mdp.P @ (W[t + 1] * live)
+        Q[t] = mdp.R + g * ev
+        M2[t] = mdp.R ** 2 + 2 * g * mdp.R * ev + g ** 2 * ew
+        V[t], W[t] = (pi * Q[t]).sum(axis=1) * live, (pi * M2[t]).sum(axis=1) * live
+    return Q, np.maximum(M2 - Q ** 2, 0.0), V
+
+
+def _q_cases() -> list[tuple[str, TabularMDP, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                             int]]:
+    """(label, mdp, logits, obs, act, mask, k), each with a finite horizon (so the step t
+    matters) and padded steps holding state 0, action 0 (as the library pads)."""
+    corridor = chain_mdp(n_states=3, slip=0.1, horizon=4)
+    c_logits = np.array([[0.0, 1.0], [0.5, 0.0], [0.0, 1.5], [0.0, 0.0]])
+    # hand-made, 4 steps x 6 trajectories: every state at several steps, both actions;
+    # trajectory 5 reached the goal after 3 steps (step 3 is padding)
+    obs = np.array([[0, 0, 0, 0, 0, 0], [1, 0, 1, 0, 1, 1], [2, 1, 0, 0, 2, 2],
+                    [2, 2, 1, 0, 1, 0]])
+    act = np.array([[1, 0, 1, 1, 1, 1], [1, 1, 0, 1, 0, 1], [0, 1, 1, 0, 1, 1],
+                    [1, 0, 1, 0, 0, 0]])
+    mask = np.ones((4, 6), dtype=bool)
+    mask[3, 5] = False
+    act[3, 5] = 0
+    cases = [("a 3-state corridor cut at H = 4 steps", corridor, c_logits, obs, act, mask, 4)]
+    rand = random_mdp(np.random.default_rng(5), n_states=5, n_actions=2, gamma=0.9, horizon=5,
+                       n_terminal=1)
+    r_logits = np.random.default_rng(6).normal(size=(5, 2))
+    batch = sample_trajectories(rand, r_logits, 6, np.random.default_rng(RANDOM_CASE_SEED))
+    cases.append(("a random MDP, gamma = 0.9, cut at H = 5, with a terminal state", rand,
+                  r_logits, batch.obs, batch.act, batch.mask, 3))
+    return cases
+
+
+
+class _CountCalls:
+    """Count the calls of tabular.rollout_returns made through fn's globals (any name bound to
+    it) or through the module, for the duration of a with-block."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.scope = getattr(fn, "__globals__", {})
+        self.names = [n for n, v in list(self.scope.items()) if v is tabular.rollout_returns]
+        self.calls = 0
+
+    def __enter__(self) -> "_CountCalls":
+        original = tabular.rollout_returns
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        self.original = original
+        for name in self.names:
+            self.scope[name] = counted
+        tabular.rollout_returns = counted
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name in self.names:
+            self.scope[name] = self.original
+        tabular.rollout_returns = self.original
+
+
+def _q_mean_hint(k: int, got: float, cell_t: int, s: int, a: int, Q: np.ndarray,
+                 V: np.ndarray) -> str:
+    """Name the mistake whose expected value the got mean is much closer to than to Q."""
+    truth = Q[cell_t, s, a]
+    known = [(k * truth, f"the mean is k = {k} times Q: average the k returns, don't sum them"),
+             (Q[0, s, a], "this is Q from step 0 (H steps of rollout): pass each step's index t "
+                          "as `times`, so only H - t steps remain"),
+             (V[cell_t, s], "this is V_t(s_t), the value of the state: the rollout must start "
+                            "with the given action a_t (pass act), not a freshly sampled one")]
+    for value, hint in known:
+        if abs(got - value) < abs(got - truth) / 3:
+            return hint
+    return ("each estimate is the mean of k returns of rollout_returns(mdp, logits, states, "
+            "actions, times, rng) started from (s_t, a_t) at step t")
+
+
+def _shape_only(got: Any) -> Any:
+    """Zeros of got's shape if it is an array (so `_compare` against zeros checks the type and
+    the shape only), else got itself (so `_compare` reports its type)."""
+    return np.zeros(tuple(got.shape)) if isinstance(got, (np.ndarray, torch.Tensor)) else got
+
+
+def _check_q_case(fn: Callable, label: str, mdp: TabularMDP, logits: np.ndarray,
+                  obs: np.ndarray, act: np.ndarray, mask: np.ndarray, k: int) -> None:
+    T, N = mask.shape
+    call = f"q_from_rollouts(mdp, logits, obs, act, mask, k={k}, rng) on {label}, N = {N}"
+
+    def run(o, a, m, seed):
+        return _call(fn, call, mdp, logits, o.copy(), a.copy(), m.copy(), k,
+                     np.random.default_rng(seed))
+
+    # exact checks on the batch itself
+    with _CountCalls(fn) as counter:
+        got = run(obs, act, mask, 1)
+    _compare(call, np.zeros((T, N)), _shape_only(got))            # an array of shape (T, N)
+    got = np.asarray(got.detach().numpy() if isinstance(got, torch.Tensor) else got,
+                     dtype=np.float64)
+    if not np.all(np.isfinite(got)):
+        raise CheckFailed(f"{call}: expected finite numbers, got {_show(got)}")
+    _compare(f"{call}, at the padded steps (mask False)", np.zeros(int((~mask).sum())),
+             got[~mask], hint="padded steps are not steps: leave them 0, roll out nothing there")
+    if counter.calls > T:
+        raise CheckFailed(
+            f"{call}, calls of rollout_returns: expected at most T = {T}, got {counter.calls}\n"
+            "  hint: one call does it all (np.repeat each valid step's state, action and t k "
+            "times); do not loop over trajectories or rollouts")
+    if not np.array_equal(got, np.asarray(run(obs, act, mask, 1), dtype=np.float64)):
+        raise CheckFailed(f"{call}, twice with rng = np.random.default_rng(1): expected the "
+                          "same result, got two different ones\n  hint: draw every random "
+                          "number from rng (pass it to rollout_returns)")
+    if np.array_equal(got, np.asarray(run(obs, act, mask, 2), dtype=np.float64)):
+        raise CheckFailed(f"{call}, with rng seeds 1 and 2: expected different results, got "
+                          "identical ones\n  hint: the rollouts must be drawn with the rng "
+                          "passed in")
+    # statistics over M copies of the batch side by side
+    M = Q_COPIES
+    many = np.asarray(run(np.tile(obs, (1, M)), np.tile(act, (1, M)), np.tile(mask, (1, M)), 0),
+                      dtype=np.float64)
+    call_m = f"{call}, {M} copies side by side (seed 0)"
+    _compare(call_m, np.zeros((T, N * M)), _shape_only(many))
+    many = many.reshape(T, M, N)
+    Q, Var, V = _return_moments(mdp, logits)
+    t, n = np.nonzero(mask)
+    s, a = obs[t, n], act[t, n]
+    truth, var = Q[t, s, a], Var[t, s, a] / k                    # per valid step
+    mean = many[t, :, n].mean(axis=1)
+    se = np.sqrt(var / M)
+    excess = np.abs(mean - truth) / (Q_MEAN_Z * se + 1e-9)
+    worst = int(np.argmax(excess))
+    if not excess[worst] <= 1.0:
+        z = abs(mean[worst] - truth[worst]) / se[worst] if se[worst] > 0 else np.inf
+        raise CheckFailed(
+            f"{call_m}: at step t = {t[worst]} of trajectory n = {n[worst]} "
+            f"(s_t = {s[worst]}, a_t = {a[worst]}), the mean of the {M} estimates:\n"
+            f"  expected Q^pi_t(s_t, a_t) = {truth[worst]:.4f} (standard error {se[worst]:.2g})\n"
+            f"  got      {mean[worst]:.4f}  ({z:.1f} standard errors off; "
+            f"{Q_MEAN_Z:g} accepted)\n"
+            f"  hint: {_q_mean_hint(k, mean[worst], t[worst], s[worst], a[worst], Q, V)}")
+    spread = many[t, :, n].var(axis=1, ddof=1).sum()
+    ratio = spread / var.sum()
+    lo, hi = Q_SPREAD_BAND
+    if not lo <= ratio <= hi:
+        hint = (f"a ratio near k = {k}: each estimate holds one return, not the mean of k"
+                if abs(ratio - k) < abs(ratio - 1) else
+                "the mean of k independent returns has variance Var/k")
+        raise CheckFailed(
+            f"{call_m}: the variance of the estimates, summed over the {len(t)} valid steps:\n"
+            f"  expected sum of Var_t(s_t, a_t) / k = {var.sum():.4g}\n"
+            f"  got      {spread:.4g}  (ratio {ratio:.2f}; {lo:g} to {hi:g} accepted)\n"
+            f"  hint: {hint}")
+
+
+def check_q_from_rollouts(fn: Callable) -> None:
+    """Exercise 2.1: fn(mdp, logits, obs, act, mask, k, rng) -> (T, N), at every valid step the
+    mean return of k fresh rollouts from (s_t, a_t) taken at step t; 0 where mask is False.
+
+    Cases: a 3-state corridor cut at H = 4 steps (k = 4), and a random MDP with gamma = 0.9, a
+    terminal state and H = 5 (k = 3); both finite-horizon, so the step t matters.
+    Exact checks: an array of shape (T, N), finite; 0 at every padded step; at most T calls of
+    `rollout_returns` (vectorised over trajectories and rollouts); the same rng seed gives the
+    same answer, another seed a different one.
+    Statistical checks, on M = 1000 copies of the batch side by side (rng seed 0): at every
+    valid step the mean of the M estimates lies within 5 standard errors of the exact
+    Q^pi_t(s_t, a_t), the standard error sqrt(Var_t(s_t, a_t) / (k M)) computed exactly (a
+    correct function fails this with probability below 1e-5 over all steps); and the variance
+    of the estimates, summed over the valid steps, is sum Var_t / k to a ratio in [0.8, 1.25]
+    (a correct function's ratio is 1 within about 0.05).
+    """
+    cases = _q_cases()
+    for case in cases:
+        _check_q_case(fn, *case)
+    print(f"\u2713 q_from_rollouts: all {len(cases)} cases agree with the exact Q^pi "
+          f"(means within {Q_MEAN_Z:g} standard errors, variance Var/k).")
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 03: baselines
+# ---------------------------------------------------------------------------------------------
+
+
+
+def _loo_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, int, str]]:
+    """(returns, group_size, hint) cases: hand-worked first, then random ones."""
+    r = np.array([1.0, 2.0, 3.0, 4.0])
+    cases = [
+        (r, 2, "groups [1, 2] and [3, 4]: each b_n is the return of the OTHER trajectory of its "
+               "group -> [2, 1, 4, 3]"),
+        (r, 4, "one group of 4: b_0 = (2 + 3 + 4) / 3 = 3, b_3 = (1 + 2 + 3) / 3 = 2 (divide by "
+               "group_size - 1, the number of other returns)"),
+        (np.array([6.0, 0.0, 3.0, 10.0, -2.0, 4.0]), 3,
+         "two groups of 3: b_0 = (0 + 3) / 2 = 1.5 uses only its own group; b_3 = (-2 + 4) / 2 = 1"),
+        (np.array([5.0, -1.0, 2.0]), 1, "group_size = 1: a trajectory alone in its estimate has no "
+                                        "other return to average, so its baseline is 0"),
+    ]
+    for n, g in ((12, 3), (10, 5), (8, 8), (6, 1), (20, 2)):
+        cases.append((rng.normal(size=n).round(2) * 10, g,
+                      f"random case: {n // g} groups of {g} consecutive returns"))
+    return cases
+
+
+def _loo_hint(ret: np.ndarray, group_size: int, got: Any, hint: str) -> str:
+    """Name the mistake the got value matches, if it matches a known one; else `hint`."""
+    if isinstance(got, torch.Tensor):
+        got = got.detach().numpy()
+    if not isinstance(got, np.ndarray) or got.shape != ret.shape or group_size == 1:
+        return hint
+    groups = ret.reshape(-1, group_size)
+    total = groups.sum(axis=1, keepdims=True)
+    known = [
+        (batch_mean_baseline(ret, group_size), "b_n includes R_n itself (that is the plain "
+         "batch mean, which depends on trajectory n's actions): leave trajectory n out"),
+        (((total - groups) / group_size).ravel(), "divide by group_size - 1, the number of OTHER "
+         "returns in the group, not by group_size"),
+        ((ret.sum() - ret) / max(len(ret) - 1, 1), "average within each group of group_size "
+         "consecutive trajectories, not over the whole batch"),
+        (np.full(ret.shape, ret.mean()), "average the other returns of each group, not the "
+         "whole batch"),
+    ]
+    expected = batch_mean_baseline(ret, group_size, leave_one_out=True)
+    for value, text in known:
+        if not np.allclose(value, expected) and np.allclose(got, value, atol=1e-6):
+            return text
+    return hint
+
+
+def check_loo_baseline(fn: Callable) -> None:
+    """Exercise 3.1: fn(returns, group_size) must equal
+    `acteach.baselines.batch_mean_baseline(returns, group_size, leave_one_out=True)`."""
+    cases = _loo_cases(np.random.default_rng(3))
+    for ret, group_size, hint in cases:
+        call = f"loo_baseline(returns={_show(ret)}, group_size={group_size})"
+        got = _call(fn, call, ret.copy(), group_size)
+        expected = batch_mean_baseline(ret, group_size, leave_one_out=True)
+        _compare(call, expected, got, hint=_loo_hint(ret, group_size, got, hint))
+    _passed("loo_baseline", len(cases))
+
+
+def _advantage_cases(rng: np.random.Generator
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float, str]]:
+    """(rew, mask, value, gamma, hint) cases: hand-worked first, then random ones whose padded
+    steps hold garbage rewards and values (a critic evaluates padding too)."""
+    rew = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 99.0]])
+    mask = np.array([[True, True], [True, True], [True, False]])   # trajectory 1 has 2 steps
+    value = np.array([[2.0, 1.0], [4.0, 0.5], [1.0, 7.0]])
+    cases = [
+        (rew, mask, value, 1.0, "reward-to-go [[9, 6], [8, 4], [5, 0]] minus V(s_t) = "
+         "[[7, 5], [4, 3.5], [4, 0]]; value[2, 1] = 7 is the critic's output on a padded step: "
+         "the weight there is 0"),
+        (rew, mask, value, 0.5, "with gamma = 0.5 the reward-to-go of trajectory 0 is "
+         "[3.75, 5.5, 5]; subtract V(s_t) of the same step t"),
+    ]
+    for T, N, gamma in ((6, 4, 0.9), (9, 3, 1.0), (5, 5, 0.0)):
+        lengths = rng.integers(1, T + 1, size=N)
+        mask = np.arange(T)[:, None] < lengths[None, :]
+        cases.append((rng.normal(size=(T, N)).round(2), mask, rng.normal(size=(T, N)).round(2),
+                      gamma, "random case: padded steps hold garbage rewards and values"))
+    return cases
+
+
+def _advantage_hint(rew: np.ndarray, mask: np.ndarray, value: np.ndarray, gamma: float,
+                    got: Any, hint: str) -> str:
+    """Name the mistake the got value matches, if it matches a known one; else `hint`."""
+    if isinstance(got, torch.Tensor):
+        got = got.detach().numpy()
+    if not isinstance(got, np.ndarray) or got.shape != rew.shape:
+        return hint
+    rtg = returns.reward_to_go(rew, mask, gamma)
+    shifted = np.vstack([value[1:], np.zeros((1, value.shape[1]))])
+    known = [
+        (rtg - value, "the weight at a padded step (mask False) must be 0: mask the values too"),
+        (subtract_baseline(rtg, shifted, mask), "subtract V(s_t) of the same step t, not "
+         "V(s_{t+1})"),
+        (subtract_baseline(returns.total_return(rew, mask, gamma)[None, :], value, mask),
+         "use the reward-to-go Q_hat_t (rewards from t on), not the whole return"),
+        (subtract_baseline(returns.reward_to_go(rew, mask, 1.0), value, mask),
+         f"discount the reward-to-go with gamma = {gamma}"),
+        (-subtract_baseline(rtg, value, mask), "the sign: Q_hat_t - V(s_t), not V(s_t) - Q_hat_t"),
+    ]
+    expected = subtract_baseline(rtg, value, mask)
+    for candidate, text in known:
+        if not np.allclose(candidate, expected) and np.allclose(got, candidate, atol=1e-6):
+            return text
+    return hint
+
+
+def check_advantage_weights(fn: Callable) -> None:
+    """Exercise 3.2: fn(rew, mask, value, gamma) must equal the library's weights
+    Q_hat_t - V(s_t) on the valid steps, 0 elsewhere:
+    `subtract_baseline(reward_to_go(rew, mask, gamma), value, mask)`."""
+    cases = _advantage_cases(np.random.default_rng(4))
+    for rew, mask, value, gamma, hint in cases:
+        call = (f"advantage_weights(rew={_show(rew)}, mask={_show(mask)}, value={_show(value)}, "
+                f"gamma={gamma})")
+        got = _call(fn, call, rew.copy(), mask.copy(), value.copy(), gamma)
+        expected = subtract_baseline(returns.reward_to_go(rew, mask, gamma), value, mask)
+        _compare(call, expected, got, hint=_advantage_hint(rew, mask, value, gamma, got, hint))
+    _passed("advantage_weights", len(cases))

@@ -59,6 +59,12 @@ class Context:
             raise ValueError(f"method: {method!r} needs a tabular MDP (exact values or rollouts)")
         return self.mdp, self.logits
 
+    def sampler(self, method: str) -> np.random.Generator:
+        """The rng, or a ValueError: a method that samples more must be reproducible."""
+        if self.rng is None:
+            raise ValueError(f"rng: method {method!r} samples more trajectories; pass an rng")
+        return self.rng
+
 
 #: A per-parameter baseline: (b with the shape of the gradient, (T, N) weights y_t) such that
 #: the estimate becomes  (1/N) sum sum score * w_t  -  b * (1/N) sum sum score * y_t.
@@ -129,8 +135,8 @@ def q_exact_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndar
 def q_mc_weights(batch: Batch, ctx: Context, k: int, discount_option: int) -> np.ndarray:
     """w_t = mean return of k rollouts from (s_t, a_t) (tabular only; counts their steps)."""
     mdp, logits = ctx.tabular("q_mc")
-    rng = ctx.rng if ctx.rng is not None else np.random.default_rng()
-    q, steps = mc_q_estimate(mdp, logits, batch.obs, batch.act, batch.mask, k, rng)
+    q, steps = mc_q_estimate(mdp, logits, batch.obs, batch.act, batch.mask, k,
+                             ctx.sampler("q_mc"))
     ctx.extra_steps += steps
     return _discount_option(q, ctx.gamma, discount_option)
 
@@ -138,7 +144,9 @@ def q_mc_weights(batch: Batch, ctx: Context, k: int, discount_option: int) -> np
 def _batch_mean_weights(batch: Batch, ctx: Context, discount_option: int,
                         leave_one_out: bool) -> np.ndarray:
     ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
-    b = batch_mean_baseline(ret[0], ctx.group_size, leave_one_out)    # R(tau) = Q_hat_0
+    used = len(ret[0]) // ctx.group_size * ctx.group_size        # leftovers are in no estimate
+    b = np.zeros(len(ret[0]))
+    b[:used] = batch_mean_baseline(ret[0, :used], ctx.group_size, leave_one_out)  # R = Q_hat_0
     return _discount_option(subtract_baseline(ret, b, batch.mask), ctx.gamma, discount_option)
 
 
@@ -161,8 +169,7 @@ def _optimal_baseline(batch: Batch, ctx: Context, discount_option: int, pilot: i
     """b*_i = E[x_i y_i] / E[y_i^2] from an independent pilot batch (not counted in the steps)."""
     mdp, logits = ctx.tabular("baseline_optimal")
     check_positive_int("pilot", pilot)
-    rng = ctx.rng if ctx.rng is not None else np.random.default_rng()
-    trial = sample_trajectories(mdp, logits, pilot, rng)
+    trial = sample_trajectories(mdp, logits, pilot, ctx.sampler("baseline_optimal"))
     pi, each = softmax_policy(logits), np.arange(pilot)
     x = score_weighted_sums(pi, trial, reward_to_go_weights(trial, ctx, discount_option),
                             each, pilot)
@@ -172,7 +179,8 @@ def _optimal_baseline(batch: Batch, ctx: Context, discount_option: int, pilot: i
     return b, _discount_option(batch.mask.astype(float), ctx.gamma, discount_option)
 
 
-@register("baseline_optimal", "reward-to-go minus the variance-minimising constant per parameter",
+@register("baseline_optimal", "reward-to-go minus the variance-minimising constant per parameter "
+          "(from a pilot batch, not counted in the steps)",
           correction=_optimal_baseline, discount_option=2, pilot=5000)
 def baseline_optimal_weights(batch: Batch, ctx: Context, discount_option: int,
                              pilot: int) -> np.ndarray:
@@ -219,7 +227,16 @@ def baseline_v_weights(batch: Batch, ctx: Context, value, discount_option: int) 
     if value is None:
         raise ValueError("value: method 'baseline_v' needs value=, a table (S,) or a function "
                          "obs (T, N, ...) -> (T, N)")
-    v = value(batch.obs) if callable(value) else np.asarray(value, dtype=float)[batch.obs]
+    if callable(value):
+        v = np.asarray(value(batch.obs), dtype=float)
+    else:
+        table = np.asarray(value, dtype=float)
+        if ctx.mdp is None or table.shape != (ctx.mdp.n_states,):
+            raise ValueError(f"value: expected a table (S,) of V(s) for a tabular MDP, or a "
+                             f"function of the observations; got shape {table.shape}")
+        v = table[batch.obs]
+    if v.shape != batch.mask.shape:
+        raise ValueError(f"value: expected values of shape {batch.mask.shape} (T, N), got {v.shape}")
     ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
     return _discount_option(subtract_baseline(ret, np.asarray(v), batch.mask), ctx.gamma,
                             discount_option)

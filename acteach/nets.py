@@ -237,3 +237,41 @@ def per_trajectory_gradients(
         grads = grads_fn(params, obs[:t_end, idx], act[:t_end, idx], coef[:t_end, idx])
         out[idx] = torch.cat([grads[name].reshape(len(cols), -1) for name in params], dim=1)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A critic: V_phi(s) (notebook 03 uses a Monte Carlo fit; notebook 04 is about fitting it)
+# ---------------------------------------------------------------------------------------------
+
+class ValueNet(nn.Module):
+    """V_phi(s): an MLP from an observation to one number, the value of the state.
+
+    obs_dim: D, the length of an observation vector.
+    hidden:  sizes of the hidden layers (tanh between layers).
+
+    forward(obs (..., D)) -> (...) torch: one value per observation, never a trailing axis of 1
+    (a batch (B, D) gives (B,), a time-major (T, N, D) gives (T, N)).
+    predict(obs (..., D)) -> (...) float64 numpy, without a graph: for weights and baselines.
+    """
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (64,)):
+        super().__init__()
+        check_positive_int("obs_dim", obs_dim)
+        self.obs_dim = obs_dim
+        self.v_net = mlp([obs_dim, *hidden, 1])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.v_net[0].weight.dtype
+
+    def forward(self, obs: ArrayLike) -> torch.Tensor:
+        """obs: (..., D) -> (...) values V_phi(obs)."""
+        obs = _as_tensor(obs, self.dtype)
+        if obs.ndim == 0 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs: expected shape (..., {self.obs_dim}), got {tuple(obs.shape)}")
+        return self.v_net(obs).squeeze(-1)
+
+    @torch.no_grad()
+    def predict(self, obs: ArrayLike) -> np.ndarray:
+        """obs: (..., D) array -> (...) float64 numpy values, no gradient."""
+        return self.forward(obs).double().numpy()

@@ -124,12 +124,16 @@ class EstimatePlot:
         return self.png()
 
     def png(self) -> bytes:
-        """The canvas as PNG bytes (fast compression: this is redrawn on every slider move)."""
-        image = Image.frombuffer("RGBA", self.canvas.get_width_height(),
-                                 self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-        buf = io.BytesIO()
-        image.save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+        return canvas_png(self.canvas)
+
+
+def canvas_png(canvas: FigureCanvasAgg) -> bytes:
+    """A drawn Agg canvas as PNG bytes (fast compression: widgets redraw on every slider move)."""
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
+                             "RGBA", 0, 1)
+    buf = io.BytesIO()
+    image.save(buf, format="png", compress_level=1)
+    return buf.getvalue()
 
 
 def _range(x: np.ndarray, pad: float = 0.08) -> tuple[float, float]:
@@ -144,3 +148,67 @@ def show_estimates(stats: Sequence[GradientStats], title: str = ""):
     from IPython.display import Image as IPythonImage
     plot = EstimatePlot([s.method for s in stats], stats)
     return IPythonImage(plot.draw(stats, title))
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 03: baselines state by state
+# ---------------------------------------------------------------------------------------------
+
+def baselines_by_state_figure(value: np.ndarray, constant: float, per_parameter: np.ndarray,
+                              names: Sequence[str] | None = None, title: str = "") -> Figure:
+    """Baselines side by side, one group per state s: V^pi(s) (a bar), one constant baseline for
+    every state (a dashed line, e.g. the batch-mean return) and the per-parameter baseline
+    b*[s, a] of each action's logit (markers).
+
+    value: (S,) V^pi of the states shown; constant: a float; per_parameter: (S, A), e.g.
+    `optimal_constant_baseline` of a softmax table; names: S labels (default 0..S-1).
+    """
+    value, per_parameter = np.asarray(value, dtype=float), np.asarray(per_parameter, dtype=float)
+    if value.ndim != 1:
+        raise ValueError(f"value: expected shape (S,), got {value.shape}")
+    if per_parameter.ndim != 2 or per_parameter.shape[0] != value.shape[0]:
+        raise ValueError(f"per_parameter: expected shape ({value.shape[0]}, A), "
+                         f"got {per_parameter.shape}")
+    names = [str(s) for s in range(len(value))] if names is None else list(names)
+    if len(names) != len(value):
+        raise ValueError(f"names: expected {len(value)} labels, got {len(names)}")
+    fig = Figure(figsize=(7.5, 3.2), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    x = np.arange(len(value))
+    ax.bar(x, value, width=0.6, color="0.82", edgecolor="0.5", label=r"$V^{\pi_\theta}(s)$")
+    ax.axhline(constant, color="k", ls="--", lw=1.2, label=f"batch-mean return = {constant:.3g}")
+    A = per_parameter.shape[1]
+    offsets = (np.arange(A) - (A - 1) / 2) * 0.12
+    for a in range(A):
+        ax.scatter(x + offsets[a], per_parameter[:, a], s=36, zorder=3,
+                   color=COLORS[(a + 1) % len(COLORS)], marker="os^vD<>p"[a % 8],
+                   label=f"$b^*$ of the logit of action {a}")
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    ax.set(xticks=x, xticklabels=names, xlabel="state s", ylabel="baseline")
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_baselines_by_state(value: np.ndarray, constant: float, per_parameter: np.ndarray,
+                            names: Sequence[str] | None = None, title: str = ""):
+    """`baselines_by_state_figure` as an image for a notebook cell."""
+    from IPython.display import Image as IPythonImage
+    fig = baselines_by_state_figure(value, constant, per_parameter, names, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return IPythonImage(buf.getvalue())
+
+
+def show_figure(fig: Figure):
+    """A matplotlib Figure (made without pyplot, as this module makes them) as an image for a
+    notebook cell."""
+    from IPython.display import Image as IPythonImage
+    if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return IPythonImage(buf.getvalue())

@@ -38,7 +38,9 @@ def mc_q_estimate(mdp: TabularMDP, logits: np.ndarray, obs: np.ndarray, act: np.
     """Q_hat^(k)(s_t, a_t): the mean return of k fresh rollouts from each valid (s_t, a_t).
 
     obs, act, mask: (T, N). Returns (T, N) estimates (0 where mask is False) and the environment
-    steps the k rollouts per step cost. k = 1 has the distribution of the reward-to-go.
+    steps the k rollouts per step cost. With k = 1 each estimate has the distribution of the
+    reward-to-go Q_hat_t, but the rollouts of different steps are independent, whereas the
+    reward-to-gos of one trajectory share their future: the gradient's variance differs a little.
     """
     check_positive_int("k", k)
     t, n = np.nonzero(mask)
