@@ -13,11 +13,15 @@ from typing import Callable
 import numpy as np
 
 from _common import report
-from acteach.tabular import chain_mdp
+from acteach.tabular import chain_mdp, gridworld_mdp
 from acteach.widgets import QLab, VarianceLab
 
 CHAIN = chain_mdp(n_states=5, slip=0.1)
 PREFERS_RIGHT = np.tile([0.0, 1.0], (CHAIN.n_states, 1))
+GRID = gridworld_mdp()
+GRID_LOGITS = np.random.default_rng(3).normal(size=(GRID.n_states, GRID.n_actions)) * 0.5
+BASELINES = ["reinforce", "reward_to_go", "baseline_mean", "baseline_loo", "baseline_optimal",
+             "baseline_v_exact", "advantage_exact"]
 
 
 def vlab_moves(lab: VarianceLab) -> dict[str, list[Callable[[], object]]]:
@@ -41,6 +45,8 @@ def notebook_widgets() -> dict[str, Callable[[], dict]]:
         "01 reward-to-go": lambda: vlab_moves(
             VarianceLab(CHAIN, PREFERS_RIGHT, ["reinforce", "reward_to_go"])),
         "02 use Q": lambda: qlab_moves(QLab(CHAIN, PREFERS_RIGHT)),
+        "03 baselines": lambda: vlab_moves(VarianceLab(GRID, GRID_LOGITS, BASELINES, pool=6_000,
+                                                       n_values=(1, 2, 5, 10, 20, 50))),
     }
 
 
