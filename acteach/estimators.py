@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from acteach._validate import check_positive_int
+from acteach.advantages import td_advantage
 from acteach.baselines import batch_mean_baseline, optimal_constant_baseline, subtract_baseline
 from acteach.q_values import exact_q_weights, mc_q_estimate, time_indexed
 from acteach.returns import discounts, reward_to_go, total_return
@@ -240,6 +241,44 @@ def baseline_v_weights(batch: Batch, ctx: Context, value, discount_option: int) 
     ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
     return _discount_option(subtract_baseline(ret, np.asarray(v), batch.mask), ctx.gamma,
                             discount_option)
+
+
+def _values_at(batch: Batch, ctx: Context, value, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """V(s_t) and V(s_{t+1}) at every step, (T, N) each, from `value`: None = the exact V^pi
+    (tabular only); a table (S,) or, for a finite horizon, (H + 1, S) indexed by the step; or a
+    function of the observations (T, N, ...) -> (T, N), e.g. a fitted network."""
+    if value is None:
+        mdp, logits = ctx.tabular(method)
+        value = exact_values(mdp, logits).V
+    if callable(value):
+        v, v_next = (np.asarray(value(o), dtype=float) for o in (batch.obs, batch.next_obs))
+    else:
+        table = np.asarray(value, dtype=float)
+        S = ctx.mdp.n_states if ctx.mdp is not None else None
+        H = ctx.mdp.horizon if ctx.mdp is not None else None
+        if table.shape == (S,):
+            v, v_next = table[batch.obs], table[batch.next_obs]
+        elif H is not None and table.shape == (H + 1, S):
+            t = np.broadcast_to(np.arange(len(batch.obs))[:, None], batch.obs.shape)
+            v, v_next = table[t, batch.obs], table[t + 1, batch.next_obs]
+        else:
+            raise ValueError(f"value: expected a table (S,) or (H + 1, S) of V for a tabular "
+                             f"MDP, or a function of the observations; got shape {table.shape}")
+    for x in (v, v_next):
+        if x.shape != batch.mask.shape:
+            raise ValueError(f"value: expected values of shape {batch.mask.shape} (T, N), "
+                             f"got {x.shape}")
+    return v, v_next
+
+
+@register("advantage_td", "the one-step TD advantage r + gamma V(s') - V(s) with a supplied V",
+          value=None, discount_option=2)
+def advantage_td_weights(batch: Batch, ctx: Context, value, discount_option: int) -> np.ndarray:
+    """w_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t); value as in `_values_at`
+    (None: the exact V^pi, which makes the estimator unbiased). -> (T, N)."""
+    v, v_next = _values_at(batch, ctx, value, "advantage_td")
+    adv = td_advantage(batch.rew, v, v_next, batch.terminated, batch.mask, ctx.gamma)
+    return _discount_option(adv, ctx.gamma, discount_option)
 
 
 def method_options(method: str, options: dict) -> tuple[Method, dict]:

@@ -1,0 +1,102 @@
+"""Targets and advantages from a critic: bootstrapping, terminated vs truncated (backs notebooks
+04 and 05; the actor-critic algorithms of 06 onwards use them).
+
+    one-step target      y_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1})
+    TD advantage         A_t = y_t - V(s_t)
+    return with bootstrap  G_t = r_t + gamma * G_{t+1} within an episode, cut at termination
+                           (nothing follows), and at truncation or the end of the rollout
+                           continued by V(s_{t+1}) (the episode would have gone on).
+
+A time limit is not a terminal state: after a truncation the next state still has a value, so
+the target bootstraps from V(next_obs). A step both terminated and truncated counts as
+terminated, as in gymnasium. Arrays are time-major (T, N); V(s_{t+1}) is `next_value[t]`, the
+critic at `next_obs[t]` (the true final observation on the last step of an episode, not the
+reset one). Flags may be bool or 0/1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from acteach._validate import check_finite, check_gamma
+
+
+def check_flags(name: str, flags: np.ndarray, shape: tuple) -> np.ndarray:
+    """flags as a bool array, or a ValueError naming it (wrong shape, not bool or 0/1)."""
+    flags = np.asarray(flags)
+    if flags.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (the shape of rew), "
+                         f"got {flags.shape}")
+    if flags.dtype != bool:
+        if not np.issubdtype(flags.dtype, np.number) or not np.isin(flags, (0, 1)).all():
+            raise ValueError(f"{name}: expected bool or 0/1 flags, got values other than 0 and 1")
+        flags = flags.astype(bool)
+    return flags
+
+
+def _check(rew: np.ndarray, mask, gamma: float, **arrays) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Validate rew (T, N), mask and gamma, and each (T, N) float array in `arrays`."""
+    check_gamma(gamma)
+    rew = np.asarray(rew, dtype=np.float64)
+    if rew.ndim != 2:
+        raise ValueError(f"rew: expected a (T, N) array, got shape {rew.shape}")
+    mask = check_flags("mask", mask, rew.shape)
+    out = {}
+    for name, x in arrays.items():
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != rew.shape:
+            raise ValueError(f"{name}: expected shape {rew.shape} (the shape of rew), "
+                             f"got {x.shape}")
+        check_finite(name, np.where(mask, x, 0.0))
+        out[name] = np.where(mask, x, 0.0)
+    check_finite("rew", np.where(mask, rew, 0.0))
+    return np.where(mask, rew, 0.0), mask, out
+
+
+def bootstrapped_target(rew: np.ndarray, next_value: np.ndarray, terminated: np.ndarray,
+                        mask: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """y_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) on valid steps, 0 elsewhere.
+
+    rew, next_value: (T, N) float; terminated, mask: (T, N) bool or 0/1. A truncated step
+    bootstraps like any other: its next state still has a value. -> (T, N).
+    """
+    rew, mask, x = _check(rew, mask, gamma, next_value=next_value)
+    terminated = check_flags("terminated", terminated, rew.shape)
+    return np.where(mask, rew + gamma * np.where(terminated, 0.0, x["next_value"]), 0.0)
+
+
+def td_advantage(rew: np.ndarray, value: np.ndarray, next_value: np.ndarray,
+                 terminated: np.ndarray, mask: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """A_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t) on valid steps, 0 elsewhere.
+    All (T, N). -> (T, N)."""
+    target = bootstrapped_target(rew, next_value, terminated, mask, gamma)
+    _, mask, x = _check(rew, mask, gamma, value=value)
+    return np.where(mask, target - x["value"], 0.0)
+
+
+def bootstrapped_return(rew: np.ndarray, next_value: np.ndarray, terminated: np.ndarray,
+                        truncated: np.ndarray, mask: np.ndarray, gamma: float = 1.0
+                        ) -> np.ndarray:
+    """G_t: the discounted rewards to the end of the episode, continued by V where it was cut.
+
+        G_t = r_t                                  if terminated_t
+        G_t = r_t + gamma * V(s_{t+1})             if truncated_t (and not terminated_t),
+                                                   or t is the last valid step of the column
+        G_t = r_t + gamma * G_{t+1}                otherwise
+
+    Several episodes may follow one another in a column (a vector env's rollout); the flags mark
+    where each ends. With no truncation and every episode terminated, G_t is the reward-to-go.
+    All (T, N). -> (T, N), 0 where mask is False.
+    """
+    rew, mask, x = _check(rew, mask, gamma, next_value=next_value)
+    terminated = check_flags("terminated", terminated, rew.shape)
+    truncated = check_flags("truncated", truncated, rew.shape) & ~terminated
+    T = rew.shape[0]
+    last = mask & ~np.vstack([mask[1:], np.zeros((1, rew.shape[1]), dtype=bool)])
+    ret = np.zeros_like(rew)
+    following = np.zeros(rew.shape[1])                  # G_{t+1}
+    for t in reversed(range(T)):
+        cut = truncated[t] | last[t]
+        future = np.where(terminated[t], 0.0, np.where(cut, x["next_value"][t], following))
+        ret[t] = rew[t] + gamma * future
+        following = ret[t]
+    return np.where(mask, ret, 0.0)
