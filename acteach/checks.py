@@ -475,3 +475,234 @@ def check_advantage_weights(fn: Callable) -> None:
         expected = subtract_baseline(returns.reward_to_go(rew, mask, gamma), value, mask)
         _compare(call, expected, got, hint=_advantage_hint(rew, mask, value, gamma, got, hint))
     _passed("advantage_weights", len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 05: discount
+# ---------------------------------------------------------------------------------------------
+
+from acteach.advantages import td_advantage  # noqa: E402  (section imports; to be consolidated)
+
+
+def _td_cases(rng: np.random.Generator) -> list[tuple[dict, str]]:
+    """(arguments of discounted_td_advantage, hint) cases: hand-worked first, then random ones:
+    padded trajectories with garbage in the padding, and vector-env columns in which several
+    episodes follow one another (flags mid-column, mask True throughout)."""
+    hand = dict(
+        rew=np.array([[1.0, 1.0, 2.0], [2.0, 1.0, 0.0], [3.0, 99.0, 4.0]]),
+        value=np.array([[4.0, 5.0, 1.0], [6.0, 7.0, 2.0], [8.0, 77.0, 3.0]]),
+        next_value=np.array([[10.0, 20.0, 6.0], [30.0, 40.0, 8.0], [50.0, 88.0, 9.0]]),
+        terminated=np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool),
+        truncated=np.array([[0, 0, 0], [0, 0, 0], [1, 0, 1]], dtype=bool),
+        mask=np.array([[1, 1, 1], [1, 1, 1], [1, 0, 1]], dtype=bool),
+        gamma=0.5)
+    cases = [(hand, "gamma = 0.5. Column 0 is cut by the time limit at t = 2: it still "
+                    "bootstraps, 3 + 0.5 * 50 - 8 = 20. Column 1 terminates at t = 1: "
+                    "1 + 0 - 7 = -6, and its t = 2 is padding (rew 99, value 77 are garbage): 0. "
+                    "Column 2 is both terminated and truncated at t = 2: terminated wins, "
+                    "4 - 3 = 1. Expected [[2, 6, 4], [11, -6, 2], [20, 0, 1]]")]
+    for T, N, gamma, columns_of_episodes in ((6, 5, 0.9, False), (8, 4, 0.99, True),
+                                             (5, 6, 1.0, False), (7, 3, 0.0, True)):
+        if columns_of_episodes:
+            mask = np.ones((T, N), dtype=bool)
+            ends = rng.random((T, N)) < 0.3
+        else:
+            lengths = rng.integers(1, T + 1, size=N)
+            mask = np.arange(T)[:, None] < lengths[None, :]
+            ends = np.arange(T)[:, None] == lengths[None, :] - 1
+        kind = rng.integers(0, 3, size=(T, N))        # 0 terminated, 1 truncated, 2 both
+        terminated = ends & (kind != 1)
+        truncated = ends & (kind != 0)
+        cases.append((dict(rew=rng.normal(size=(T, N)).round(2),
+                           value=rng.normal(size=(T, N)).round(2) * 5,
+                           next_value=rng.normal(size=(T, N)).round(2) * 5,
+                           terminated=terminated, truncated=truncated, mask=mask, gamma=gamma),
+                      "random case" + (": several episodes follow one another in a column"
+                                       if columns_of_episodes else
+                                       ": padded steps hold garbage rewards and values")))
+    return cases
+
+
+def _reference_td(c: dict) -> np.ndarray:
+    return td_advantage(c["rew"], c["value"], c["next_value"], c["terminated"], c["mask"],
+                        c["gamma"])
+
+
+def _td_hint(c: dict, got: Any, hint: str) -> str:
+    """Name the mistake the got value matches, if it matches a known one; else `hint`."""
+    if isinstance(got, torch.Tensor):
+        got = got.detach().numpy()
+    if not isinstance(got, np.ndarray) or got.shape != c["rew"].shape:
+        return hint
+    rew, v, nv, g = c["rew"], c["value"], c["next_value"], c["gamma"]
+    term, trunc, mask = c["terminated"], c["truncated"], c["mask"]
+    none = np.zeros_like(term)
+    known = [
+        (td_advantage(rew, v, nv, term | trunc, mask, g), "done = terminated | truncated cuts "
+         "the bootstrap at the time limit too: a truncated step still has a next state with a "
+         "value; only terminated stops the bootstrap"),
+        (td_advantage(rew, v, nv, trunc, mask, g), "the flags are swapped: truncation is treated "
+         "as termination, and termination is bootstrapped through"),
+        (td_advantage(rew, v, nv, none, mask, g), "termination is ignored: after a terminal "
+         "state nothing follows, so V(s_{t+1}) must not be added there"),
+        (td_advantage(rew, v, nv, term & ~trunc, mask, g), "a step both terminated and truncated "
+         "counts as terminated (gymnasium's rule): no bootstrap there"),
+        (td_advantage(rew, v, nv, term, mask, 1.0), f"gamma = {g} is missing: "
+         "r_t + gamma * V(s_{t+1}) - V(s_t)"),
+        (np.where(mask, rew + np.where(term, 0.0, nv) - g * v, 0.0), "gamma multiplies "
+         "V(s_{t+1}), not V(s_t)"),
+        (np.where(mask, g * (rew + np.where(term, 0.0, nv)) - v, 0.0), "gamma multiplies "
+         "V(s_{t+1}) only, not the reward r_t"),
+        (rew + g * np.where(term, 0.0, nv) - v, "padded steps (mask False) must be 0: their "
+         "rewards and values are garbage"),
+    ]
+    expected = _reference_td(c)
+    for candidate, text in known:
+        if not np.allclose(candidate, expected) and np.allclose(got, candidate, atol=1e-6):
+            return text
+    return hint
+
+
+def check_discounted_td_advantage(fn: Callable) -> None:
+    """Exercise 5.1: fn(rew, value, next_value, terminated, truncated, mask, gamma) must equal
+    `acteach.advantages.td_advantage(rew, value, next_value, terminated, mask, gamma)`:
+    r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t) on valid steps, 0 elsewhere (truncated
+    steps bootstrap; a step both terminated and truncated counts as terminated)."""
+    cases = _td_cases(np.random.default_rng(5))
+    for c, hint in cases:
+        call = ("discounted_td_advantage(" + ", ".join(
+            f"{k}={_show(v)}" for k, v in c.items()) + ")")
+        got = _call(fn, call, **{k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                 for k, v in c.items()})
+        _compare(call, _reference_td(c), got, hint=_td_hint(c, got, hint))
+    _passed("discounted_td_advantage", len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 04: fitting V
+# ---------------------------------------------------------------------------------------------
+
+from acteach import critic  # noqa: E402
+from acteach.nets import TableValue, ValueNet  # noqa: E402
+
+
+def _critic_cases(rng: np.random.Generator) -> list[tuple[str, torch.nn.Module, tuple, str]]:
+    """(label, critic, (obs, rew, next_obs, terminated, mask, gamma), hint): a hand-worked case
+    on a table critic, then random ones on a small float64 network. Every case has a truncated
+    step (it bootstraps from next_obs, which differs from obs[t + 1]), a terminated step whose
+    next state has a large value, and padding holding garbage observations and rewards."""
+    table = TableValue(5, init=[1.0, 2.0, 3.0, 4.0, 50.0])      # state 4: terminal, V = 50
+    # column 0: 0 -> 1 -> 2 -> terminal 4;  column 1: 3 -> 0 -> 3, cut by a time limit after
+    # 2 steps (next_obs[1, 1] = 3 is the real next state; obs[2, 1] = 2 is padding)
+    obs = torch.tensor([[0, 3], [1, 0], [2, 2]])
+    next_obs = torch.tensor([[1, 0], [2, 3], [4, 1]])
+    rew = torch.tensor([[1.0, 2.0], [1.0, -1.0], [10.0, 99.0]], dtype=torch.float64)
+    terminated = torch.tensor([[False, False], [False, False], [True, False]])
+    mask = torch.tensor([[True, True], [True, True], [True, False]])
+    cases = [("a 5-state table V = [1, 2, 3, 4, 50], gamma = 0.5", table,
+              (obs, rew, next_obs, terminated, mask, 0.5),
+              "the valid steps' TD errors y_hat - V(s_t) are [[1, -1.5], [0.5, 0], [7, -]]: "
+              "step (2, 0) terminated, so y_hat = r = 10 (V(next_obs) = 50 must not count); step "
+              "(2, 1) is padding; the loss is the mean of the 5 squares, 10.5")]
+    for T, N, gamma in ((5, 4, 0.9), (6, 3, 1.0), (4, 5, 0.7)):
+        torch.manual_seed(int(rng.integers(1 << 30)))
+        net = ValueNet(obs_dim=3, hidden=(8,)).double()
+        lengths = rng.integers(2, T + 1, size=N)
+        lengths[0] = T                                   # one column fills the whole batch
+        valid = np.arange(T)[:, None] < lengths
+        states = rng.normal(size=(T + 1, N, 3))
+        nxt = states[1:].copy()
+        last = lengths - 1
+        ends = rng.random(N) < 0.5                       # terminated, else truncated
+        nxt[last, np.arange(N)] = rng.normal(size=(N, 3))    # the true final observation
+        term = np.zeros((T, N), dtype=bool)
+        term[last[ends], np.flatnonzero(ends)] = True
+        garbage = ~valid
+        o = np.where(valid[..., None], states[:-1], 10 * rng.normal(size=(T, N, 3)))
+        nxt = np.where(valid[..., None], nxt, 10 * rng.normal(size=(T, N, 3)))
+        r = np.where(valid, rng.normal(size=(T, N)).round(2), 99.0)
+        term |= garbage & (rng.random((T, N)) < 0.5)     # flags in padding are garbage too
+        cases.append((f"random {T}x{N} batch, a small network, gamma = {gamma}", net,
+                      (torch.tensor(o), torch.tensor(r), torch.tensor(nxt), torch.tensor(term),
+                       torch.tensor(valid), gamma),
+                      "random case: padded steps hold garbage observations, rewards and flags"))
+    return cases
+
+
+def _grads(loss: torch.Tensor, net: torch.nn.Module) -> np.ndarray:
+    """d loss / d (all the critic's parameters), flattened; 0 for parameters it does not use."""
+    params = list(net.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
+    return np.concatenate([np.zeros(p.numel()) if g is None else g.detach().reshape(-1).numpy()
+                           for p, g in zip(params, grads)])
+
+
+def _critic_loss_hint(net, args: tuple, got: float, hint: str) -> str:
+    """Name the mistake the got value matches, if it matches a known one; else `hint`."""
+    obs, rew, next_obs, terminated, mask, gamma = args
+    never = torch.zeros_like(terminated)
+    shifted = torch.cat([obs[1:], obs[-1:]])                # obs[t + 1] (last row repeated)
+    everywhere = torch.ones_like(mask)
+    with torch.no_grad():
+        v, v_next = net(obs), net(next_obs)
+        errors = rew + gamma * torch.where(terminated, 0.0, v_next) - v
+        known = [
+            (critic.critic_loss(net, obs, rew, next_obs, never, mask, gamma),
+             "a terminated step has no next value: y_hat = r there (multiply V(next_obs) by "
+             "1 - terminated)"),
+            (critic.critic_loss(net, obs, rew, shifted, terminated, mask, gamma),
+             "V(s_{t+1}) is the critic at next_obs[t], not at obs[t + 1]: after a truncation (or "
+             "at the end of a padded column) obs[t + 1] is padding, not the next state"),
+            (critic.critic_loss(net, obs, rew, obs, terminated, mask, gamma),
+             "the target uses the NEXT state: V(next_obs[t]), not V(obs[t])"),
+            (critic.critic_loss(net, obs, rew, next_obs, terminated, mask, 1.0),
+             f"discount the next value with gamma = {gamma}"),
+            ((torch.where(mask, errors, 0.0) ** 2).sum() / mask.shape[1],
+             "a mean over the valid steps: divide by their number (mask.sum()), not by N"),
+            ((torch.where(mask, errors, 0.0) ** 2).sum() / mask.numel(),
+             "a mean over the valid steps: divide by their number (mask.sum()), not by all T*N "
+             "cells"),
+            ((torch.where(mask, errors, 0.0) ** 2).sum(),
+             "a mean over the valid steps, not a sum"),
+            ((errors ** 2).mean(), "padded steps (mask False) must count for nothing: average "
+                                   "over the valid steps only"),
+            (critic.critic_loss(net, obs, rew, next_obs, terminated, everywhere, gamma),
+             "padded steps (mask False) must count for nothing: average over the valid steps "
+             "only"),
+        ]
+    expected = critic.critic_loss(net, obs, rew, next_obs, terminated, mask, gamma).item()
+    for value, text in known:
+        value = float(value)
+        if not np.isclose(value, expected) and np.isclose(got, value, rtol=1e-6, atol=1e-8):
+            return text
+    return hint
+
+
+def check_critic_loss(fn: Callable) -> None:
+    """Exercise 4.1: fn(value_net, obs, rew, next_obs, terminated, mask, gamma) must be a scalar
+    tensor with the value of `acteach.critic.critic_loss` (the mean over the valid steps of
+    (SG[r + gamma (1 - terminated) V(next_obs)] - V(obs))^2) and the same gradient w.r.t. the
+    critic's parameters: the target detached, so only V(obs) is moved."""
+    cases = _critic_cases(np.random.default_rng(4))
+    for label, net, args, hint in cases:
+        obs, rew, next_obs, terminated, mask, gamma = args
+        call = (f"critic_loss(value_net, obs, rew, next_obs, terminated, mask, gamma={gamma}) on "
+                f"{label}")
+        copies = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+        got = _call(fn, call, net, *copies)
+        if not isinstance(got, torch.Tensor) or got.dim() != 0:
+            raise CheckFailed(f"{call}: expected a scalar torch tensor, got {_show(got)}")
+        if not got.requires_grad:
+            raise CheckFailed(f"{call}: the result has no autograd graph; compute it from "
+                              "value_net's outputs (V(obs) must keep its gradient)")
+        expected = critic.critic_loss(net, *args)
+        _compare(call, expected.detach().numpy(), got,
+                 hint=_critic_loss_hint(net, args, float(got.detach()), hint))
+        wanted, residual = _grads(expected, net), _grads(critic.residual_loss(net, *args), net)
+        got_grad = _grads(got, net)
+        grad_hint = ("the target is a constant: detach V(next_obs) (SG in the lecture), so the "
+                     "gradient only moves V(obs)" if np.allclose(got_grad, residual, atol=1e-6)
+                     else "only V(obs) carries a gradient; the target is detached")
+        _compare(f"the gradient of {call} w.r.t. the critic's parameters", wanted, got_grad,
+                 hint=grad_hint)
+    _passed("critic_loss", len(cases))

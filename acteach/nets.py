@@ -275,3 +275,37 @@ class ValueNet(nn.Module):
     def predict(self, obs: ArrayLike) -> np.ndarray:
         """obs: (..., D) array -> (...) float64 numpy values, no gradient."""
         return self.forward(obs).double().numpy()
+
+
+class TableValue(nn.Module):
+    """V_phi(s) = table[s]: a tabular critic, one parameter per state (notebook 04).
+
+    n_states: S. init: optional (S,) initial values (default 0). dtype: float64 by default, so a
+    table fitted with torch agrees with the numpy fits of `acteach.critic` to rounding.
+    forward(obs (...) int state indices) -> (...) values; predict -> float64 numpy, no graph.
+    """
+
+    def __init__(self, n_states: int, init: ArrayLike | None = None,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        check_positive_int("n_states", n_states)
+        table = torch.zeros(n_states, dtype=dtype) if init is None else _as_tensor(init, dtype)
+        if tuple(table.shape) != (n_states,):
+            raise ValueError(f"init: expected shape ({n_states},), got {tuple(table.shape)}")
+        self.table = nn.Parameter(table.clone())
+
+    def forward(self, obs: ArrayLike) -> torch.Tensor:
+        """obs: (...) int state indices -> (...) values table[obs]."""
+        obs = _as_tensor(obs, torch.long) if not isinstance(obs, torch.Tensor) else obs
+        if obs.is_floating_point() or obs.dtype == torch.bool:
+            raise ValueError(f"obs: expected integer state indices, got dtype {obs.dtype}")
+        n = self.table.shape[0]
+        if obs.numel() and (int(obs.min()) < 0 or int(obs.max()) >= n):
+            raise ValueError(f"obs: expected state indices in 0..{n - 1}, got "
+                             f"{int(obs.min())}..{int(obs.max())}")
+        return self.table[obs]
+
+    @torch.no_grad()
+    def predict(self, obs: ArrayLike) -> np.ndarray:
+        """obs: (...) int -> (...) float64 numpy values, no gradient."""
+        return self.forward(obs).double().numpy()

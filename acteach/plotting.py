@@ -212,3 +212,142 @@ def show_figure(fig: Figure):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return IPythonImage(buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 05: the discount factor against bias and variance
+# ---------------------------------------------------------------------------------------------
+
+class GammaPlot:
+    """The discount lab's figure: two panels over a grid of discount factors (x = the grid's
+    index, labelled with its gamma), one colour per discount option, the chosen gamma a
+    vertical line.
+
+    Left (log y): |bias|^2 of each option's expectation against the undiscounted gradient
+    (exact; drawn once, solid), and the variance of an estimate of N trajectories (measured;
+    redrawn for each N, dashed) with their sum, the MSE (dotted). Right: cos(E[g], grad J_1)
+    (exact; drawn once, solid) and the mean cosine of one N-trajectory estimate with grad J_1
+    (measured; redrawn, markers): how well a single update points uphill on the undiscounted
+    return. Axes, ticks, labels and the exact curves are drawn once; a redraw blits the rest.
+
+    gammas: (G,) the grid; bias2, cos_mean: option -> (G,) exact curves; variance_range: the
+    (lowest, highest) variance over every N, to fix the left axis.
+    """
+
+    def __init__(self, gammas, bias2: dict, cos_mean: dict,
+                 variance_range: tuple[float, float]) -> None:
+        self.gammas = np.asarray(gammas, dtype=float)
+        x = np.arange(len(self.gammas))
+        self.x = x
+        self.fig = Figure(figsize=(9.5, 3.9), dpi=72)
+        self.canvas = FigureCanvasAgg(self.fig)
+        ax_b, ax_c = self.fig.subplots(1, 2)
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.13, top=0.78, wspace=0.2)
+        positive = np.concatenate([b[b > 0] for b in bias2.values()] + [np.asarray(variance_range)])
+        self.floor = positive.min() / 3.0
+        top = max(positive.max(), 2 * variance_range[1]) * 3.0
+        labels = [f"{g:g}" for g in self.gammas]
+        for ax in (ax_b, ax_c):
+            ax.set_xticks(x, labels, fontsize=8)
+            ax.set_xlim(-0.4, len(x) - 0.6)
+            ax.set_xlabel("discount factor gamma")
+        ax_b.set(yscale="log", ylim=(self.floor, top), ylabel="squared norm")
+        ax_c.set(ylim=(-0.05, 1.05), ylabel="cosine with grad J_1")
+        self.colors = {opt: COLORS[i] for i, opt in enumerate(sorted(bias2))}
+        self.variance, self.mse, self.cos_estimate = {}, {}, {}
+        for opt in sorted(bias2):
+            color = self.colors[opt]
+            ax_b.plot(x, np.maximum(bias2[opt], self.floor), "-", color=color, lw=1.8,
+                      label=f"option {opt}: |bias|^2 (exact)")
+            (self.variance[opt],) = ax_b.plot([], [], "o--", ms=3, color=color, lw=1.2,
+                                              label=f"option {opt}: variance", animated=True)
+            (self.mse[opt],) = ax_b.plot([], [], ":", color=color, lw=1.2, animated=True)
+            ax_c.plot(x, cos_mean[opt], "-", color=color, lw=1.8,
+                      label=f"option {opt}: cos(E[g], grad J_1)")
+            (self.cos_estimate[opt],) = ax_c.plot([], [], "o--", ms=4, color=color, lw=1.0,
+                                                  label=f"option {opt}: mean cos(g_hat, grad J_1)",
+                                                  animated=True)
+        ax_b.plot([], [], ":", color="0.3", label="dotted: MSE = |bias|^2 + variance")
+        for ax in (ax_b, ax_c):
+            ax.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1),
+                      ncol=2, borderaxespad=0.2)
+        self.marks = [ax.axvline(0, color="tab:red", lw=1.0, ls="-", alpha=0.6, animated=True)
+                      for ax in (ax_b, ax_c)]
+        self.title = ax_c.text(0.98, 0.04, "", transform=ax_c.transAxes, ha="right",
+                               fontsize=8, animated=True)
+        self.axes = (ax_b, ax_c)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    def draw(self, index: int, variance: dict, mse: dict, cos_estimate: dict,
+             title: str = "") -> bytes:
+        """Redraw the measured curves (option -> (G,) arrays) and mark gamma index `index`."""
+        ax_b, ax_c = self.axes
+        self.canvas.restore_region(self.background)
+        for opt, line in self.variance.items():
+            line.set_data(self.x, np.maximum(variance[opt], self.floor))
+            self.mse[opt].set_data(self.x, np.maximum(mse[opt], self.floor))
+            self.cos_estimate[opt].set_data(self.x, cos_estimate[opt])
+            ax_b.draw_artist(line)
+            ax_b.draw_artist(self.mse[opt])
+            ax_c.draw_artist(self.cos_estimate[opt])
+        for ax, mark in zip(self.axes, self.marks):
+            mark.set_xdata([index, index])
+            ax.draw_artist(mark)
+        self.title.set_text(title)
+        ax_c.draw_artist(self.title)
+        return canvas_png(self.canvas)
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 04: fitted tables V against the exact V^pi
+# ---------------------------------------------------------------------------------------------
+
+def value_fits_figure(exact: np.ndarray, fits: dict[str, np.ndarray], weights: np.ndarray,
+                      names: Sequence[str] | None = None, title: str = "") -> Figure:
+    """Tables fitted by several targets against the exact V^pi, and how they got there.
+
+    exact, weights: (S,) V^pi and the visit distribution (states with weight 0 are left out);
+    fits: label -> the tables after each update, (steps + 1, S), or (steps + 1, R, S) for R
+    independent fits (the bars show their mean, the curves the mean error and a band of one
+    standard error). Left: the last tables per state next to V^pi (grey). Right: the visit-
+    weighted RMS error to V^pi against the number of updates (log-log).
+    """
+    exact, weights = np.asarray(exact, dtype=float), np.asarray(weights, dtype=float)
+    if exact.ndim != 1 or weights.shape != exact.shape:
+        raise ValueError(f"weights: expected shape {exact.shape} (that of exact), "
+                         f"got {weights.shape}")
+    states = np.flatnonzero(weights > 0)
+    names = [str(s) for s in range(len(exact))] if names is None else list(names)
+    fig = Figure(figsize=(9.5, 3.4), dpi=80)
+    FigureCanvasAgg(fig)
+    ax_v, ax_e = fig.subplots(1, 2)
+    x = np.arange(len(states))
+    width = 0.8 / (len(fits) + 1)
+    ax_v.bar(x - 0.4 + width / 2, exact[states], width, color="0.75", label="V^pi (exact)")
+    for k, (label, hist) in enumerate(fits.items()):
+        hist = np.asarray(hist, dtype=float)
+        if hist.ndim not in (2, 3) or hist.shape[-1] != len(exact):
+            raise ValueError(f"fits: expected {label!r} of shape (steps + 1, {len(exact)}) or "
+                             f"(steps + 1, R, {len(exact)}), got {hist.shape}")
+        runs = hist if hist.ndim == 3 else hist[:, None, :]
+        color = COLORS[k % len(COLORS)]
+        ax_v.bar(x - 0.4 + (k + 1.5) * width, runs[-1].mean(axis=0)[states], width, color=color,
+                 label=label)
+        err = np.sqrt(((runs - exact) ** 2 * weights).sum(axis=-1) / weights.sum())  # (steps+1, R)
+        steps = np.arange(1, len(err) + 1)
+        mean = err.mean(axis=1)
+        ax_e.plot(steps, mean, color=color, lw=1.5, label=label)
+        if err.shape[1] > 1:
+            se = err.std(axis=1, ddof=1) / np.sqrt(err.shape[1])
+            ax_e.fill_between(steps, mean - se, mean + se, color=color, alpha=0.25, lw=0)
+    ax_v.axhline(0.0, color="0.6", lw=0.6)
+    ax_v.set(xticks=x, xticklabels=[names[s] for s in states], xlabel="state s", ylabel="V(s)")
+    ax_v.legend(fontsize=8, frameon=False, loc="upper left")
+    ax_e.set(xscale="log", yscale="log", xlabel="updates + 1",
+             ylabel="RMS error to V^pi (visit-weighted)")
+    ax_e.legend(fontsize=8, frameon=False, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

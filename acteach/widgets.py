@@ -382,3 +382,689 @@ class _QPlot:
         for artist in (self.budget, self.s_mark, self.s_title):
             ax_s.draw_artist(artist)
         return canvas_png(self.canvas)
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 05: the discount lab (gamma against bias and variance)
+# ---------------------------------------------------------------------------------------------
+
+from acteach.discount import (DISCOUNT_OPTIONS, cosine, expected_gradient,  # noqa: E402
+                              undiscounted, undiscounted_gradient, with_gamma)
+from acteach.plotting import GammaPlot  # noqa: E402
+
+
+@dataclass(frozen=True)
+class GammaStats:
+    """One discount option at one gamma, for estimates of N trajectories (the reward-to-go
+    weights sum_{t'>=t} gamma^(t'-t) r_t', times gamma^t under option 2).
+
+    bias, bias_discounted: |E[g] - grad J_1| and |E[g] - grad J_gamma|, exact.
+    variance (+- variance_se): total variance of one estimate of N trajectories, measured
+    (the per-trajectory variance / N). mse = bias^2 + variance, against grad J_1.
+    cos_mean: cos(E[g], grad J_1), exact. cos_estimate (+- cos_estimate_se): the mean over
+    n_repeats estimates of cos(g_hat, grad J_1), measured (a zero estimate counts 0).
+    relative_variance: variance / |E[g]|^2, the noise relative to the signal.
+    max_z: the largest |sample mean - E[g]| / SE over the components (sampling agrees with the
+    exact expectation if this is of the size pure noise gives).
+    """
+
+    gamma: float
+    option: int
+    n_trajectories: int
+    n_repeats: int
+    bias: float
+    bias_discounted: float
+    variance: float
+    variance_se: float
+    mse: float
+    cos_mean: float
+    cos_estimate: float
+    cos_estimate_se: float
+    relative_variance: float
+    max_z: float
+
+
+class DiscountLab:
+    """The discount lab: bias against the undiscounted gradient, and variance, over a grid of
+    gammas (backs notebook 05).
+
+    On an episodic or finite-horizon MDP the undiscounted return J_1 is finite and is what the
+    practitioner wants to climb. Discounting the reward-to-go with gamma < 1 biases the
+    estimator away from grad J_1 and lowers its variance. The lab samples `pool` trajectories
+    once (the policy does not depend on gamma, so every gamma reweights the same trajectories:
+    common random numbers), computes each option's per-trajectory gradients at every gamma, and
+    the exact expectations; every (gamma, N) pair is then a lookup, and a slider move only
+    redraws (blitted).
+
+    mdp, logits: the MDP (its own gamma is ignored) and the (S, A) logits; gammas: the grid
+    offered; n_values: trajectories per estimate offered; pool: trajectories sampled.
+    """
+
+    GAMMAS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 1.0)
+    N_VALUES = (1, 10, 100)
+
+    def __init__(self, mdp: TabularMDP, logits: np.ndarray, gammas: Sequence[float] = GAMMAS,
+                 n_values: Sequence[int] = N_VALUES, pool: int = 4000, seed: int = 0) -> None:
+        check_positive_int("pool", pool)
+        gammas = tuple(float(g) for g in gammas)
+        if not gammas or list(gammas) != sorted(set(gammas)):
+            raise ValueError(f"gammas: expected increasing distinct values, got {gammas}")
+        for g in gammas:
+            with_gamma(mdp, g)                        # a ValueError naming gamma if not in [0, 1]
+        if not n_values:
+            raise ValueError(f"n_values: expected at least one value, got {n_values!r}")
+        for n in n_values:
+            check_positive_int("n_values", n)
+        self.n_values = tuple(sorted(n_values))
+        if 2 * self.n_values[-1] > pool:
+            raise ValueError(f"pool: {pool} trajectories leave fewer than 2 estimates at "
+                             f"N = {self.n_values[-1]}; raise pool or lower n_values")
+        self.mdp, self.logits, self.gammas, self.pool = mdp, check_logits(mdp, logits), gammas, pool
+        self.reference = undiscounted_gradient(mdp, self.logits)   # ValueError if continuing
+        batch = sample_trajectories(undiscounted(mdp), self.logits, pool,
+                                    np.random.default_rng(seed))
+        self.mean_length = float(batch.lengths.mean())
+        self._stats: dict[tuple[float, int, int], GammaStats] = {}
+        for g in gammas:
+            self._measure(with_gamma(mdp, g), batch)
+        self._plot: GammaPlot | None = None
+
+    def _measure(self, mdp: TabularMDP, batch: Batch) -> None:
+        """Fill the statistics of both options at mdp.gamma, for every N."""
+        ref, ref_norm = self.reference.ravel(), np.linalg.norm(self.reference)
+        discounted = expected_gradient(mdp, self.logits, 2)
+        for option in DISCOUNT_OPTIONS:
+            per_trajectory, _ = estimates_from_batch(mdp, self.logits, batch, "reward_to_go", 1,
+                                                     discount_option=option)
+            mean = expected_gradient(mdp, self.logits, option)
+            one = summarize(f"option {option}", per_trajectory, mean, 1)
+            bias = float(np.linalg.norm(mean - self.reference))
+            signal = float(np.sum(mean ** 2))
+            for n in self.n_values:
+                est = group_means(per_trajectory, n).reshape(-1, ref.size)
+                norms = np.linalg.norm(est, axis=1) * ref_norm
+                cos = np.where(norms > 0, est @ ref / np.where(norms > 0, norms, 1.0), 0.0)
+                variance = one.variance / n
+                self._stats[mdp.gamma, option, n] = GammaStats(
+                    gamma=mdp.gamma, option=option, n_trajectories=n, n_repeats=len(est),
+                    bias=bias, bias_discounted=float(np.linalg.norm(mean - discounted)),
+                    variance=variance, variance_se=one.variance_se / n, mse=bias ** 2 + variance,
+                    cos_mean=cosine(mean, self.reference), cos_estimate=float(cos.mean()),
+                    cos_estimate_se=float(cos.std(ddof=1) / np.sqrt(len(cos))),
+                    relative_variance=variance / signal if signal > 0 else float("inf"),
+                    max_z=one.max_bias_z)
+
+    def _check(self, gamma: float, n: int) -> int:
+        """The index of gamma in the grid, or a ValueError; n must be offered too."""
+        if n not in self.n_values:
+            raise ValueError(f"n: expected one of {self.n_values}, got {n!r}")
+        for i, g in enumerate(self.gammas):
+            if np.isclose(g, gamma, rtol=0, atol=1e-12):
+                return i
+        raise ValueError(f"gamma: expected one of the grid {self.gammas}, got {gamma!r}")
+
+    def update(self, gamma: float, n: int) -> list[GammaStats]:
+        """[option 1, option 2] at this gamma, estimates of N = n trajectories."""
+        g = self.gammas[self._check(gamma, n)]
+        return [self._stats[g, option, n] for option in DISCOUNT_OPTIONS]
+
+    def curves(self, n: int) -> dict[int, dict[str, np.ndarray]]:
+        """option -> {field: (G,) array over the gamma grid} for estimates of N = n."""
+        self._check(self.gammas[0], n)
+        fields = ("bias", "variance", "mse", "cos_mean", "cos_estimate", "relative_variance")
+        return {option: {f: np.array([getattr(self._stats[g, option, n], f) for g in self.gammas])
+                         for f in fields}
+                for option in DISCOUNT_OPTIONS}
+
+    def best_gamma(self, n: int, option: int = 1, by: str = "mse") -> float:
+        """The gamma of the grid with the lowest MSE (by="mse") or the highest mean cosine of one
+        estimate with grad J_1 (by="cos_estimate"), for estimates of N = n."""
+        curve = self.curves(n)[option][by]
+        return self.gammas[int(np.argmin(curve) if by == "mse" else np.argmax(curve))]
+
+    def readout(self, gamma: float, n: int) -> str:
+        """The numbers behind the plot at (gamma, N), as text."""
+        rows = self.update(gamma, n)
+        head = (f"{'':<10}{'|bias| vs J_1':>14}{'|bias| vs J_g':>14}{'variance':>20}"
+                f"{'MSE':>11}{'cos(E g, J_1)':>14}{'mean cos(g_hat, J_1)':>22}{'var/|E g|^2':>13}")
+        lines = [f"gamma = {gamma:g}, N = {n} trajectories per estimate, {rows[0].n_repeats} "
+                 f"estimates (one pool of {self.pool} trajectories, mean length "
+                 f"{self.mean_length:.1f} steps); |grad J_1| = "
+                 f"{np.linalg.norm(self.reference):.4g}", "", head, "-" * len(head)]
+        for s in rows:
+            pm = f"{s.variance:.4g} \u00b1 {s.variance_se:.2g}"
+            cos = f"{s.cos_estimate:.3f} \u00b1 {s.cos_estimate_se:.3f}"
+            lines.append(f"{'option ' + str(s.option):<10}{s.bias:>14.4g}{s.bias_discounted:>14.4g}"
+                         f"{pm:>20}{s.mse:>11.4g}{s.cos_mean:>14.3f}{cos:>22}"
+                         f"{s.relative_variance:>13.3g}")
+        lines += ["", f"At N = {n}, option 1 has its lowest MSE at gamma = "
+                      f"{self.best_gamma(n, 1, 'mse'):g} and its best mean cosine at gamma = "
+                      f"{self.best_gamma(n, 1, 'cos_estimate'):g}; saying 0 has MSE "
+                      f"|grad J_1|^2 = {np.sum(self.reference ** 2):.4g}."]
+        return "\n".join(lines)
+
+    def render(self, gamma: float, n: int) -> tuple[bytes, str]:
+        """PNG bytes of the two panels and the readout text at (gamma, N). The axes and the
+        exact curves are drawn on first use; later calls redraw only the measured curves."""
+        index = self._check(gamma, n)
+        if self._plot is None:
+            variances = [s.variance for s in self._stats.values() if s.variance > 0]
+            exact = self.curves(self.n_values[0])
+            self._plot = GammaPlot(self.gammas,
+                                   {o: exact[o]["bias"] ** 2 for o in DISCOUNT_OPTIONS},
+                                   {o: exact[o]["cos_mean"] for o in DISCOUNT_OPTIONS},
+                                   (min(variances), max(variances)))
+        c = self.curves(n)
+        png = self._plot.draw(index, {o: c[o]["variance"] for o in DISCOUNT_OPTIONS},
+                              {o: c[o]["mse"] for o in DISCOUNT_OPTIONS},
+                              {o: c[o]["cos_estimate"] for o in DISCOUNT_OPTIONS},
+                              f"gamma = {self.gammas[index]:g}, N = {n}")
+        return png, self.readout(gamma, n)
+
+    def widget(self, gamma: float = 0.9, n: int = 10) -> W.VBox:
+        """The interactive lab: gamma and N sliders, the two panels and the readout."""
+        self._check(gamma, n)
+        g_slider = W.SelectionSlider(options=self.gammas, value=self.gammas[self._check(gamma, n)],
+                                     description="gamma", continuous_update=False)
+        n_slider = W.SelectionSlider(options=self.n_values, value=n, description="N",
+                                     continuous_update=False)
+        image = W.Image(format="png")
+        readout = W.HTML()
+
+        def redraw(_=None) -> None:
+            image.value, text = self.render(g_slider.value, n_slider.value)
+            readout.value = f"<pre>{text}</pre>"
+
+        for control in (g_slider, n_slider):
+            control.observe(redraw, names="value")
+        redraw()
+        return W.VBox([W.HBox([g_slider, n_slider]), image, readout])
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 04: fitting V (CriticLab) and what a wrong critic costs the gradient (CriticBiasLab)
+# ---------------------------------------------------------------------------------------------
+
+from acteach.critic import (TARGETS, FitConfig, Transitions, batch_fixed_point,  # noqa: E402
+                            check_table_mdp, fit_value_table, transitions, value_error,
+                            visit_distribution)
+from acteach.plotting import _pm, _range, top_components  # noqa: E402
+from acteach.tabular import exact_values  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+@dataclass
+class CriticFit:
+    """What the CriticLab shows for one setting: the table after `steps` updates and the way
+    there. value, exact, fixed_point, weights: (S,); curve: (max steps + 1,) the visit-weighted
+    RMS error to V^pi after each update; error: curve[steps]; fixed_point: where this target's
+    full-batch descent converges on this data set (`batch_fixed_point`), fixed_error its error."""
+
+    target: str
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int
+    value: np.ndarray
+    exact: np.ndarray
+    weights: np.ndarray
+    curve: np.ndarray
+    error: float
+    fixed_point: np.ndarray
+    fixed_error: float
+
+
+class CriticLab:
+    """Fit a table V to a fixed policy's data with one of the three targets, and watch it
+    against the exact V^pi (backs notebook 04).
+
+    For one seed the lab samples `n_trajectories` trajectories once (the data set; every setting
+    of that seed fits the same data). A fit runs plain minibatch SGD (`fit_value_table`) for the
+    largest number of steps offered and keeps every intermediate table, cached per (target,
+    batch size, lr, seed): moving the steps slider only looks up, and any other move costs at
+    most one fit (vectorised numpy, one update is a few bincounts). The plot is blitted.
+
+    mdp (no horizon), logits: the MDP and the (S, A) logits of the policy evaluated.
+    """
+
+    STEPS = (0, 10, 30, 100, 300, 1000, 2000)
+    BATCH_SIZES = (1, 4, 16, 64, 256)
+    LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
+    LABELS = {"monte_carlo": "Monte Carlo y", "bootstrapped": "bootstrapped y_hat (SG)",
+              "full_gradient": "full gradient (no SG)"}
+
+    def __init__(self, mdp: TabularMDP, logits: np.ndarray, n_trajectories: int = 100,
+                 steps_values: Sequence[int] = STEPS,
+                 batch_values: Sequence[int] = BATCH_SIZES,
+                 lr_values: Sequence[float] = LRS) -> None:
+        check_table_mdp(mdp)
+        check_positive_int("n_trajectories", n_trajectories)
+        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        self.n_trajectories = n_trajectories
+        self.steps_values = tuple(sorted(steps_values))
+        self.batch_values, self.lr_values = tuple(batch_values), tuple(lr_values)
+        for name, values in (("steps_values", self.steps_values),
+                             ("batch_values", self.batch_values), ("lr_values", self.lr_values)):
+            if not values:
+                raise ValueError(f"{name}: expected at least one value, got {values!r}")
+        if self.steps_values[0] < 0:
+            raise ValueError(f"steps_values: expected steps >= 0, got {self.steps_values[0]}")
+        self.max_steps = max(self.steps_values[-1], 1)
+        self.exact = exact_values(mdp, self.logits).V
+        self.weights = visit_distribution(mdp, self.logits)
+        self._data: OrderedDict[int, Transitions] = OrderedDict()
+        self._fits: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._fixed: dict[tuple, np.ndarray] = {}
+        self._plot: _CriticPlot | None = None
+
+    def data(self, seed: int = 0) -> Transitions:
+        """The data set of a seed: n_trajectories trajectories' valid steps (cached)."""
+        if seed not in self._data:
+            batch = sample_trajectories(self.mdp, self.logits, self.n_trajectories,
+                                        np.random.default_rng(seed))
+            self._data[seed] = transitions(batch, self.mdp.gamma)
+            while len(self._data) > 4:
+                self._data.popitem(last=False)
+        return self._data[seed]
+
+    def _check(self, target: str, steps: int, batch_size: int, lr: float) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target: expected one of {TARGETS}, got {target!r}")
+        for name, value, offered in (("steps", steps, self.steps_values),
+                                     ("batch_size", batch_size, self.batch_values),
+                                     ("lr", lr, self.lr_values)):
+            if value not in offered:
+                raise ValueError(f"{name}: expected one of {offered}, got {value!r}")
+
+    def history(self, target: str, batch_size: int, lr: float, seed: int = 0) -> np.ndarray:
+        """(max steps + 1, S): the table after each update of one fit (cached)."""
+        key = (target, batch_size, lr, seed)
+        if key not in self._fits:
+            config = FitConfig(target, self.max_steps, batch_size, lr, seed)
+            self._fits[key] = fit_value_table(self.data(seed), self.mdp.n_states, config)
+            while len(self._fits) > 32:
+                self._fits.popitem(last=False)
+        self._fits.move_to_end(key)
+        return self._fits[key]
+
+    def fixed_point(self, target: str, seed: int = 0) -> np.ndarray:
+        """(S,) where full-batch descent with this target converges on the seed's data."""
+        if (target, seed) not in self._fixed:
+            self._fixed[target, seed] = batch_fixed_point(self.data(seed), self.mdp.n_states,
+                                                          target)
+        return self._fixed[target, seed]
+
+    def update(self, target: str, steps: int, batch_size: int, lr: float,
+               seed: int = 0) -> CriticFit:
+        """The fit of `target` after `steps` updates of `batch_size` transitions at step size lr."""
+        self._check(target, steps, batch_size, lr)
+        hist = self.history(target, batch_size, lr, seed)
+        with np.errstate(over="ignore", invalid="ignore"):
+            curve = value_error(hist, self.exact, self.weights)
+        fixed = self.fixed_point(target, seed)
+        return CriticFit(target, steps, batch_size, lr, seed, hist[steps].copy(), self.exact,
+                         self.weights, curve, float(curve[steps]), fixed,
+                         float(value_error(fixed, self.exact, self.weights)))
+
+    def readout(self, fit: CriticFit) -> str:
+        """The numbers behind the plot, as text."""
+        names = self.mdp.names or tuple(str(s) for s in range(self.mdp.n_states))
+        shown = [s for s in range(self.mdp.n_states) if self.weights[s] > 0]
+        data = self.data(fit.seed)
+        lines = [f"{self.LABELS[fit.target]}: {fit.steps} updates of {fit.batch_size} transitions, "
+                 f"lr = {fit.lr:g}, seed {fit.seed}; data: {self.n_trajectories} trajectories, "
+                 f"{len(data)} transitions",
+                 "",
+                 "state        " + "".join(f"{names[s]:>9}" for s in shown),
+                 "V^pi (exact) " + "".join(f"{self.exact[s]:9.3f}" for s in shown),
+                 "V fitted     " + "".join(_num(fit.value[s]) for s in shown),
+                 "fixed point  " + "".join(f"{fit.fixed_point[s]:9.3f}" for s in shown),
+                 "",
+                 f"RMS error to V^pi (weighted by visits): {_num(fit.error).strip()}   "
+                 f"(at the fixed point of this target on this data: {fit.fixed_error:.3f})"]
+        if not np.isfinite(fit.error) or fit.error > 1e3:
+            lines.append("the fit diverged: each update overshoots (lower lr, or a larger batch)")
+        return "\n".join(lines)
+
+    def render(self, target: str, steps: int, batch_size: int, lr: float,
+               seed: int = 0) -> tuple[bytes, str]:
+        """PNG bytes of the plot and the readout. Axes fixed on first use; redraws blit."""
+        fit = self.update(target, steps, batch_size, lr, seed)
+        if self._plot is None:
+            self._plot = _CriticPlot(self)
+        return self._plot.draw(fit), self.readout(fit)
+
+    def widget(self, target: str = "bootstrapped", steps: int = 300, batch_size: int = 16,
+               lr: float = 0.1, seed: int = 0) -> W.VBox:
+        """The interactive lab: target, steps, batch size, lr and seed; plot and readout."""
+        self._check(target, steps, batch_size, lr)
+        target_w = W.ToggleButtons(options=[(self.LABELS[t], t) for t in TARGETS], value=target)
+        steps_w = W.SelectionSlider(options=self.steps_values, value=steps, description="steps",
+                                    continuous_update=False)
+        batch_w = W.SelectionSlider(options=self.batch_values, value=batch_size,
+                                    description="batch", continuous_update=False)
+        lr_w = W.SelectionSlider(options=self.lr_values, value=lr, description="lr",
+                                 continuous_update=False)
+        seed_w = W.IntSlider(value=seed, min=0, max=20, description="seed",
+                             continuous_update=False)
+        image, readout = W.Image(format="png"), W.HTML()
+
+        def redraw(_=None) -> None:
+            image.value, text = self.render(target_w.value, steps_w.value, batch_w.value,
+                                            lr_w.value, seed_w.value)
+            readout.value = f"<pre>{text}</pre>"
+
+        for control in (target_w, steps_w, batch_w, lr_w, seed_w):
+            control.observe(redraw, names="value")
+        redraw()
+        return W.VBox([target_w, W.HBox([steps_w, batch_w]), W.HBox([lr_w, seed_w]), image,
+                       readout])
+
+
+def _num(x: float) -> str:
+    """A table cell of width 9 for a value that may have diverged."""
+    return f"{x:9.3f}" if np.isfinite(x) and abs(x) < 1e5 else f"{x:9.2g}"
+
+
+class _CriticPlot:
+    """The CriticLab figure. Left: per state, V^pi (grey bar), the fitted V (coloured bar) and
+    the target's fixed point on this data (black tick). Right: the RMS error to V^pi against the
+    number of updates (log-log), the current step ringed, the fixed point's error dashed. The
+    axes are fixed once (values that run off them are clipped); each redraw blits the data."""
+
+    COLORS = {"monte_carlo": "tab:blue", "bootstrapped": "tab:orange",
+              "full_gradient": "tab:purple"}
+
+    def __init__(self, lab: CriticLab) -> None:
+        self.lab = lab
+        self.states = np.flatnonzero(lab.weights > 0)
+        names = lab.mdp.names or tuple(str(s) for s in range(lab.mdp.n_states))
+        self.fig = Figure(figsize=(9.5, 3.4), dpi=72)
+        self.canvas = FigureCanvasAgg(self.fig)
+        ax_v, ax_e = self.fig.subplots(1, 2)
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.88, wspace=0.22)
+        span = np.concatenate([lab.exact[self.states], [0.0]]
+                              + [lab.fixed_point(t)[self.states] for t in TARGETS])
+        lo, hi = span.min(), span.max()
+        pad = 0.25 * (hi - lo) + 1e-9
+        x = np.arange(len(self.states))
+        ax_v.bar(x, lab.exact[self.states], width=0.8, color="0.85", edgecolor="0.55",
+                 label="V^pi (exact)")
+        ax_v.axhline(0.0, color="0.6", lw=0.6)
+        ax_v.set(xlim=(-0.6, len(x) - 0.4), ylim=(lo - pad, hi + pad), xticks=x,
+                 xticklabels=[names[s] for s in self.states], xlabel="state s", ylabel="V(s)")
+        self.bars = ax_v.bar(x, np.zeros(len(x)), width=0.45, color="tab:orange",
+                             animated=True)
+        (self.ticks,) = ax_v.plot(x, np.zeros(len(x)), "_", ms=22, mew=2.5, color="k",
+                                  label="fixed point of the target", animated=True)
+        ax_v.legend(fontsize=8, frameon=False, loc="upper left")
+        ax_v.text(0.99, 0.02, "coloured bars: V fitted", transform=ax_v.transAxes, fontsize=8,
+                  ha="right", va="bottom")
+        self.v_title = ax_v.set_title("", fontsize=9, animated=True)
+        steps = np.arange(1, lab.max_steps + 2)
+        zero_error = float(value_error(np.zeros_like(lab.exact), lab.exact, lab.weights))
+        ax_e.set(xscale="log", yscale="log", xlim=(1, lab.max_steps + 1),
+                 ylim=(zero_error / 200, zero_error * 10),
+                 xlabel="updates + 1", ylabel="RMS error to V^pi")
+        self.steps = steps
+        (self.curve,) = ax_e.plot([], [], lw=1.2, animated=True)
+        (self.mark,) = ax_e.plot([], [], "o", ms=12, mfc="none", mec="tab:red", mew=2,
+                                 animated=True)
+        self.floor = ax_e.axhline(zero_error, color="k", ls="--", lw=1,
+                                  label="error of the fixed point", animated=True)
+        ax_e.axhline(zero_error, color="0.6", ls=":", lw=1, label="V = 0 (the start)")
+        ax_e.legend(fontsize=8, frameon=False, loc="lower left")
+        self.e_title = ax_e.set_title("", fontsize=9, animated=True)
+        self.axes = (ax_v, ax_e)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    def draw(self, fit: CriticFit) -> bytes:
+        """Redraw the data of one fit on the fixed axes; -> PNG bytes."""
+        ax_v, ax_e = self.axes
+        color = self.COLORS[fit.target]
+        self.canvas.restore_region(self.background)
+        lo, hi = ax_v.get_ylim()
+        for bar, v in zip(self.bars, fit.value[self.states]):
+            bar.set_height(float(np.clip(v, lo - 1, hi + 1)) if np.isfinite(v) else 0.0)
+            bar.set_color(color)
+            ax_v.draw_artist(bar)
+        self.ticks.set_ydata(fit.fixed_point[self.states])
+        ax_v.draw_artist(self.ticks)
+        self.v_title.set_text(f"{CriticLab.LABELS[fit.target]}: {fit.steps} updates, "
+                              f"batch {fit.batch_size}, lr {fit.lr:g}")
+        ax_v.draw_artist(self.v_title)
+        curve = np.where(np.isfinite(fit.curve), fit.curve, 1e300)
+        self.curve.set_data(self.steps, np.minimum(curve, 1e30))
+        self.curve.set_color(color)
+        self.mark.set_data([fit.steps + 1], [min(curve[fit.steps], 1e30)])
+        self.floor.set_ydata([fit.fixed_error] * 2)
+        shown = _num(fit.error).strip()
+        self.e_title.set_text(f"error after {fit.steps} updates: {shown}")
+        for artist in (self.floor, self.curve, self.mark, self.e_title):
+            ax_e.draw_artist(artist)
+        return canvas_png(self.canvas)
+
+
+@dataclass
+class BlendStats:
+    """The CriticBiasLab's numbers at one (alpha, N): the statistics of reward-to-go and of the
+    TD advantage with V_alpha = (1 - alpha) V^pi + alpha V_poor (GradientStats each)."""
+
+    alpha: float
+    n: int
+    reward_to_go: GradientStats
+    advantage_td: GradientStats
+
+
+class CriticBiasLab:
+    """What a wrong critic costs: the TD advantage r + gamma V(s') - V(s) as the weight, with
+    V_alpha = (1 - alpha) V^pi + alpha V_poor, against reward-to-go (backs notebook 04).
+
+    With the exact V^pi (alpha = 0) the estimator is unbiased; a wrong V biases it. The weight
+    is linear in V, so for the same trajectories the estimate at alpha is exactly
+    (1 - alpha) g(V^pi) + alpha g(V_poor): per seed the lab computes the per-trajectory
+    gradients of both ends (and of reward-to-go) once, and every (alpha, N) is a mix and a
+    regrouping of cached numbers. Its bias grows like alpha, its variance changes with alpha
+    too, and the MSE = |bias|^2 + variance is compared with reward-to-go's (unbiased, noisier).
+
+    mdp, logits: a tabular MDP (no horizon) and the policy; v_poor: (S,) the wrong table;
+    n_values: trajectories per estimate offered; pool: trajectories per seed.
+    """
+
+    ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+    N_VALUES = (1, 3, 10, 30, 100)
+
+    def __init__(self, mdp: TabularMDP, logits: np.ndarray, v_poor: np.ndarray,
+                 n_values: Sequence[int] = N_VALUES, pool: int = 6000) -> None:
+        check_table_mdp(mdp)
+        check_positive_int("pool", pool)
+        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        v_poor = np.asarray(v_poor, dtype=float)
+        if v_poor.shape != (mdp.n_states,):
+            raise ValueError(f"v_poor: expected a table ({mdp.n_states},), got {v_poor.shape}")
+        self.v_exact, self.v_poor = exact_values(mdp, self.logits).V, v_poor
+        self.n_values = tuple(sorted(n_values))
+        for n in self.n_values:
+            check_positive_int("n_values", n)
+        if 2 * self.n_values[-1] > pool:
+            raise ValueError(f"pool: {pool} trajectories leave fewer than 2 estimates at "
+                             f"N = {self.n_values[-1]}; raise pool or lower n_values")
+        self.pool = pool
+        self.exact = exact_policy_gradient(mdp, self.logits)
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._curves: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._plot: _BlendPlot | None = None
+
+    def blend(self, alpha: float) -> np.ndarray:
+        """V_alpha = (1 - alpha) V^pi + alpha V_poor, (S,)."""
+        return (1.0 - alpha) * self.v_exact + alpha * self.v_poor
+
+    def _per_trajectory(self, seed: int) -> dict[str, np.ndarray]:
+        """Per-trajectory gradients (pool, S, A) of reward-to-go and of the TD advantage with
+        V^pi and with V_poor, on the seed's pool (cached)."""
+        if seed not in self._cache:
+            rng = np.random.default_rng(seed)
+            batch = sample_trajectories(self.mdp, self.logits, self.pool, rng)
+            one = lambda method, **o: estimates_from_batch(self.mdp, self.logits, batch,  # noqa
+                                                           method, 1, rng, **o)[0]
+            self._cache[seed] = {"rtg": one("reward_to_go"),
+                                 "exact": one("advantage_td", value=self.v_exact),
+                                 "poor": one("advantage_td", value=self.v_poor)}
+            while len(self._cache) > 4:
+                dropped, _ = self._cache.popitem(last=False)
+                self._curves = {k: v for k, v in self._curves.items() if k[1] != dropped}
+        return self._cache[seed]
+
+    def _check(self, alpha: float, n: int) -> None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        if n not in self.n_values:
+            raise ValueError(f"n: expected one of {self.n_values}, got {n!r}")
+
+    def update(self, alpha: float, n: int, seed: int = 0) -> BlendStats:
+        """Statistics of reward-to-go and of advantage_td with V_alpha, N = n per estimate."""
+        self._check(alpha, n)
+        per = self._per_trajectory(seed)
+        g0, g1 = group_means(per["exact"], n), group_means(per["poor"], n)
+        mixed = (1.0 - alpha) * g0 + alpha * g1
+        rtg = summarize("reward_to_go", group_means(per["rtg"], n), self.exact, n)
+        return BlendStats(float(alpha), n, rtg,
+                          summarize(f"advantage_td, alpha = {alpha:g}", mixed, self.exact, n))
+
+    def curves(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Over the alpha grid: 'alpha', 'bias2' (|bias|^2), 'variance', 'mse' of the TD
+        advantage; and 'rtg_mse', reward-to-go's MSE (one number, it has no alpha). Cached."""
+        if (n, seed) not in self._curves:
+            rows = [self.update(a, n, seed).advantage_td for a in self.ALPHAS]
+            self._curves[n, seed] = {
+                "alpha": np.array(self.ALPHAS),
+                "bias2": np.array([s.bias_norm ** 2 for s in rows]),
+                "variance": np.array([s.variance for s in rows]),
+                "mse": np.array([s.mse for s in rows]),
+                "rtg_mse": np.array(self.update(0.0, n, seed).reward_to_go.mse)}
+        return self._curves[n, seed]
+
+    def readout(self, stats: BlendStats) -> str:
+        """The numbers behind the plot, as text."""
+        rtg, td = stats.reward_to_go, stats.advantage_td
+        head = f"{'weight':<30}{'|bias|':>9}{'noise':>9}{'variance':>20}{'MSE':>20}"
+        lines = [f"N = {stats.n} trajectories per estimate, {td.n_repeats} estimates; "
+                 f"V_alpha = (1 - {stats.alpha:g}) V^pi + {stats.alpha:g} V_poor", "", head,
+                 "-" * len(head)]
+        for label, s in (("reward-to-go", rtg), (f"TD advantage, alpha = {stats.alpha:g}", td)):
+            lines.append(f"{label:<30}{s.bias_norm:>9.3g}{s.noise_floor:>9.3g}"
+                         f"{_pm(s.variance, s.variance_se):>20}{_pm(s.mse, s.mse_se):>20}")
+        winner = "the TD advantage" if td.mse < rtg.mse else "reward-to-go"
+        lines += ["", f"|bias| / noise floor of the TD advantage: "
+                      f"{td.bias_norm / max(td.noise_floor, 1e-300):.1f}   (about 1 or less: no "
+                      f"bias visible)",
+                  f"variance: TD advantage / reward-to-go = {td.variance / rtg.variance:.3f};  "
+                  f"lower MSE here: {winner}"]
+        return "\n".join(lines)
+
+    def render(self, alpha: float, n: int, seed: int = 0) -> tuple[bytes, str]:
+        """PNG bytes of the plot and the readout. Axes fixed on first use; redraws blit."""
+        stats = self.update(alpha, n, seed)
+        if self._plot is None:
+            self._plot = _BlendPlot(self)
+        return self._plot.draw(stats, self.curves(n, seed)), self.readout(stats)
+
+    def widget(self, alpha: float = 0.0, n: int = 10, seed: int = 0) -> W.VBox:
+        """The interactive lab: alpha and N sliders, plot and readout."""
+        self._check(alpha, n)
+        alpha_w = W.SelectionSlider(options=self.ALPHAS, value=alpha, description="alpha",
+                                    continuous_update=False)
+        n_w = W.SelectionSlider(options=self.n_values, value=n, description="N",
+                                continuous_update=False)
+        image, readout = W.Image(format="png"), W.HTML()
+
+        def redraw(_=None) -> None:
+            image.value, text = self.render(alpha_w.value, n_w.value, seed)
+            readout.value = f"<pre>{text}</pre>"
+
+        for control in (alpha_w, n_w):
+            control.observe(redraw, names="value")
+        redraw()
+        return W.VBox([W.HBox([alpha_w, n_w]), image, readout])
+
+
+class _BlendPlot:
+    """The CriticBiasLab figure. Left: |bias|^2, variance and MSE of the TD advantage against
+    alpha (log y), reward-to-go's MSE a horizontal line, the current alpha a vertical one.
+    Right: the estimates on the true gradient's two largest components, reward-to-go grey, the
+    TD advantage coloured, the truth a star, the TD estimates' mean a cross. Axes fixed from
+    the second smallest N (or the only one); redraws blit."""
+
+    def __init__(self, lab: CriticBiasLab, max_points: int = 300) -> None:
+        self.lab, self.max_points = lab, max_points
+        scale_n = lab.n_values[min(1, len(lab.n_values) - 1)]
+        self.comps = top_components(lab.exact)
+        self.fig = Figure(figsize=(9.5, 3.4), dpi=72)
+        self.canvas = FigureCanvasAgg(self.fig)
+        ax_c, ax_xy = self.fig.subplots(1, 2)
+        self.fig.subplots_adjust(left=0.08, right=0.99, bottom=0.16, top=0.88, wspace=0.22)
+        values = []
+        for n in lab.n_values:
+            c = lab.curves(n)
+            values += [c["variance"], c["mse"], c["bias2"][1:], [c["rtg_mse"]]]
+        values = np.concatenate([np.ravel(v) for v in values])
+        values = values[values > 0]
+        ax_c.set(yscale="log", xlim=(-0.03, 1.03), ylim=(values.min() / 2, values.max() * 2),
+                 xlabel="alpha  (0: V^pi, 1: V_poor)", ylabel="per estimate")
+        self.lines = {}
+        for key, style, label in (("bias2", "r-", "|bias|^2"), ("variance", "b-", "variance"),
+                                  ("mse", "k-", "MSE")):
+            (self.lines[key],) = ax_c.plot([], [], style, lw=1.5, label=label, animated=True)
+        self.rtg = ax_c.axhline(values.min(), color="0.5", ls="--", lw=1.2,
+                                label="MSE of reward-to-go", animated=True)
+        self.now = ax_c.axvline(0.0, color="tab:red", ls=":", lw=1, animated=True)
+        ax_c.legend(fontsize=8, frameon=False, loc="lower right")
+        self.c_title = ax_c.set_title("", fontsize=9, animated=True)
+        both = lab.update(1.0, scale_n)
+        clouds = np.concatenate([self._xy(both.reward_to_go.estimates),
+                                 self._xy(both.advantage_td.estimates),
+                                 self._xy(lab.update(0.0, scale_n).advantage_td.estimates),
+                                 [self._xy(lab.exact[None])[0]]])
+        (x0, x1), (y0, y1) = _range(clouds[:, 0]), _range(clouds[:, 1])
+        ax_xy.set(xlim=(x0, x1), ylim=(y0, y1), xlabel=f"dJ/dlogits{list(self.comps[0])}",
+                  ylabel=f"dJ/dlogits{list(self.comps[1])}")
+        for axis in (ax_xy.xaxis, ax_xy.yaxis):
+            axis.set_major_locator(MaxNLocator(5))
+        self.cloud_rtg = ax_xy.scatter([], [], s=7, alpha=0.3, color="0.55",
+                                       label="reward-to-go", animated=True)
+        self.cloud_td = ax_xy.scatter([], [], s=7, alpha=0.4, color="tab:orange",
+                                      label="TD advantage, V_alpha", animated=True)
+        ax_xy.scatter(*self._xy(lab.exact[None])[0], marker="*", s=200, color="k", zorder=3,
+                      label="exact gradient")
+        (self.mean_td,) = ax_xy.plot([], [], "X", ms=10, color="tab:red", mec="k",
+                                     label="mean of the TD estimates", animated=True)
+        ax_xy.legend(fontsize=7, frameon=False, loc="upper right", ncol=2)
+        self.axes = (ax_c, ax_xy)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    def _xy(self, estimates: np.ndarray) -> np.ndarray:
+        flat = estimates.reshape(len(estimates), -1)
+        shape = self.lab.exact.shape
+        return flat[:, [np.ravel_multi_index(c, shape) for c in self.comps]]
+
+    def draw(self, stats: BlendStats, curves: dict[str, np.ndarray]) -> bytes:
+        """Redraw the data for one (alpha, N) on the fixed axes; -> PNG bytes."""
+        ax_c, ax_xy = self.axes
+        self.canvas.restore_region(self.background)
+        for key, line in self.lines.items():
+            line.set_data(curves["alpha"], np.maximum(curves[key], 1e-300))
+            ax_c.draw_artist(line)
+        self.rtg.set_ydata([float(curves["rtg_mse"])] * 2)
+        self.now.set_xdata([stats.alpha] * 2)
+        self.c_title.set_text(f"N = {stats.n}: MSE {stats.advantage_td.mse:.3g} (TD, alpha = "
+                              f"{stats.alpha:g}) vs {stats.reward_to_go.mse:.3g} (reward-to-go)")
+        for artist in (self.rtg, self.now, self.c_title):
+            ax_c.draw_artist(artist)
+        self.cloud_rtg.set_offsets(self._xy(stats.reward_to_go.estimates[:self.max_points]))
+        self.cloud_td.set_offsets(self._xy(stats.advantage_td.estimates[:self.max_points]))
+        self.mean_td.set_data(*([v] for v in self._xy(stats.advantage_td.mean[None])[0]))
+        for artist in (self.cloud_rtg, self.cloud_td, self.mean_td):
+            ax_xy.draw_artist(artist)
+        return canvas_png(self.canvas)

@@ -1,0 +1,181 @@
+"""The course as a student uses it: JupyterLab in a real browser (Debian's Chromium via Playwright).
+
+For every solution notebook: open it, run all cells, wait for the kernel, assert that no cell
+shows an error; then move the notebook's first slider with the keyboard and assert that the
+widget's image changed and its readout shows the new value. Screenshots go to screenshots/.
+
+Without Chromium the test is skipped with the reason printed, unless ACTEACH_REQUIRE_BROWSER=1
+(set by .ci/run), which turns a missing browser into a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+SHOTS = ROOT / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("ACTEACH_REQUIRE_BROWSER") == "1"
+
+
+def browser_missing() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the solution notebooks."""
+    reason = browser_missing()
+    if reason:
+        if REQUIRED:
+            pytest.fail(f"ACTEACH_REQUIRE_BROWSER=1 but {reason}")
+        print(f"skipping the browser test: {reason}")
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("lab")
+    for path in SOLUTIONS:
+        shutil.copy(path, folder / path.name)
+    settings = tmp_path_factory.mktemp("settings") / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)        # no news or update pop-ups over the notebook
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.root_dir={folder}", "--ServerApp.token=", "--ServerApp.password=",
+         "--ServerApp.allow_root=True", "--ServerApp.disable_check_xsrf=True",
+         "--LabApp.expose_app_in_browser=True",
+         "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.extension_manager=readonly"],
+        stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
+        env={**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings.parent.parent)})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/status", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.send_signal(signal.SIGTERM)
+        pytest.fail(f"JupyterLab did not start: {(folder / 'server.log').read_text()[-2000:]}")
+    yield url
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, lab):
+    """A fresh page per notebook; its kernel is shut down afterwards (through the REST API)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield page
+    page.close()
+    with urllib.request.urlopen(f"{lab}/api/sessions", timeout=10) as response:
+        sessions = json.load(response)
+    for session in sessions:
+        request = urllib.request.Request(f"{lab}/api/sessions/{session['id']}", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+
+
+# JavaScript run in the page, through the app JupyterLab exposes (expose_app_in_browser).
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  if (!k || k.status !== 'idle') return false;
+  return ![...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.textContent.includes('*'));
+}"""
+ERRORS = """() => {
+  const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
+  const found = [];
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i).toJSON();
+    for (const o of (c.outputs || [])) if (o.output_type === 'error') found.push([i, o.ename, o.evalue]);
+  }
+  return found;
+}"""
+EXECUTED = """() => {
+  const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
+  let code = 0, run = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i).toJSON();
+    if (c.cell_type === 'code') { code++; if (c.execution_count) run++; }
+  }
+  return [code, run];
+}"""
+
+
+def wait_idle(page, timeout_s: float) -> None:
+    page.wait_for_timeout(1000)
+    page.wait_for_function(KERNEL_IDLE, timeout=timeout_s * 1000, polling=500)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", [p.name for p in SOLUTIONS])
+def test_notebook_runs_in_jupyterlab_and_its_slider_redraws(page, lab, notebook):
+    SHOTS.mkdir(exist_ok=True)
+    stem = notebook.removesuffix(".ipynb")
+    page.goto(f"{lab}/lab/workspaces/{stem}/tree/{notebook}?reset")   # nothing restored
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=60_000)
+    wait_idle(page, 120)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(f"() => ({EXECUTED})()[1] === ({EXECUTED})()[0]", timeout=240_000,
+                           polling=1000)
+    wait_idle(page, 240)
+    page.screenshot(path=str(SHOTS / f"{stem}-run.png"), full_page=False)
+    assert page.evaluate(ERRORS) == [], f"{notebook}: cells with errors"
+
+    slider = page.locator(".widget-slider").first
+    slider.scroll_into_view_if_needed()
+    box = slider.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
+    image, readout = box.locator("img").first, box.locator(".widget-html-content").first
+    before_src = image.get_attribute("src")
+    before_value = slider.locator(".widget-readout").inner_text()
+    slider.locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([el, old]) => el.getAttribute('src') !== old",
+        arg=[image.element_handle(), before_src], timeout=30_000)
+    wait_idle(page, 60)
+    after_value = slider.locator(".widget-readout").inner_text()
+    page.screenshot(path=str(SHOTS / f"{stem}-slider.png"), full_page=False)
+    assert after_value != before_value
+    assert after_value.strip() in readout.inner_text(), (after_value, readout.inner_text()[:300])
+    assert page.evaluate(ERRORS) == [], f"{notebook}: error after moving the slider"
