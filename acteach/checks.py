@@ -12,9 +12,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from acteach import returns, surrogate, tabular
+from acteach import critic, returns, surrogate, tabular
+from acteach.advantages import td_advantage
 from acteach.baselines import batch_mean_baseline, subtract_baseline
 from acteach.estimators import Context, method_weights, score_weighted_sums
+from acteach.nets import TableValue, ValueNet
 from acteach.tabular import (TabularMDP, chain_mdp, random_mdp, sample_trajectories,
                              softmax_policy)
 
@@ -209,7 +211,6 @@ def _q_cases() -> list[tuple[str, TabularMDP, np.ndarray, np.ndarray, np.ndarray
     return cases
 
 
-
 class _CountCalls:
     """Count the calls of tabular.rollout_returns made through fn's globals (any name bound to
     it) or through the module, for the duration of a with-block."""
@@ -358,7 +359,6 @@ def check_q_from_rollouts(fn: Callable) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-
 def _loo_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, int, str]]:
     """(returns, group_size, hint) cases: hand-worked first, then random ones."""
     r = np.array([1.0, 2.0, 3.0, 4.0])
@@ -481,8 +481,6 @@ def check_advantage_weights(fn: Callable) -> None:
 # Notebook 05: discount
 # ---------------------------------------------------------------------------------------------
 
-from acteach.advantages import td_advantage  # noqa: E402  (section imports; to be consolidated)
-
 
 def _td_cases(rng: np.random.Generator) -> list[tuple[dict, str]]:
     """(arguments of discounted_td_advantage, hint) cases: hand-worked first, then random ones:
@@ -581,9 +579,6 @@ def check_discounted_td_advantage(fn: Callable) -> None:
 # ---------------------------------------------------------------------------------------------
 # Notebook 04: fitting V
 # ---------------------------------------------------------------------------------------------
-
-from acteach import critic  # noqa: E402
-from acteach.nets import TableValue, ValueNet  # noqa: E402
 
 
 def _critic_cases(rng: np.random.Generator) -> list[tuple[str, torch.nn.Module, tuple, str]]:

@@ -17,13 +17,21 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from acteach._validate import check_positive_int
+from acteach.critic import (TARGETS, FitConfig, Transitions, batch_fixed_point,
+                            check_table_mdp, fit_value_table, transitions, value_error,
+                            visit_distribution)
+from acteach.discount import (DISCOUNT_OPTIONS, cosine, expected_gradient, undiscounted,
+                              undiscounted_gradient, with_gamma)
 from acteach.estimators import (METHODS, GradientStats, estimates_from_batch, group_means,
                                  summarize)
-from acteach.plotting import EstimatePlot, canvas_png, stats_table
+from acteach.plotting import (EstimatePlot, GammaPlot, _pm, _range, canvas_png, stats_table,
+                              top_components)
 from acteach.sampling import Batch
-from acteach.tabular import TabularMDP, check_logits, exact_policy_gradient, sample_trajectories
+from acteach.tabular import (TabularMDP, check_logits, exact_policy_gradient, exact_values,
+                             sample_trajectories)
 
 
 @dataclass(frozen=True)
@@ -388,10 +396,6 @@ class _QPlot:
 # Notebook 05: the discount lab (gamma against bias and variance)
 # ---------------------------------------------------------------------------------------------
 
-from acteach.discount import (DISCOUNT_OPTIONS, cosine, expected_gradient,  # noqa: E402
-                              undiscounted, undiscounted_gradient, with_gamma)
-from acteach.plotting import GammaPlot  # noqa: E402
-
 
 @dataclass(frozen=True)
 class GammaStats:
@@ -584,13 +588,6 @@ class DiscountLab:
 # ---------------------------------------------------------------------------------------------
 # Notebook 04: fitting V (CriticLab) and what a wrong critic costs the gradient (CriticBiasLab)
 # ---------------------------------------------------------------------------------------------
-
-from acteach.critic import (TARGETS, FitConfig, Transitions, batch_fixed_point,  # noqa: E402
-                            check_table_mdp, fit_value_table, transitions, value_error,
-                            visit_distribution)
-from acteach.plotting import _pm, _range, top_components  # noqa: E402
-from acteach.tabular import exact_values  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 @dataclass

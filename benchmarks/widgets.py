@@ -13,11 +13,13 @@ from typing import Callable
 import numpy as np
 
 from _common import report
+from acteach.critic import residual_fixed_point
 from acteach.tabular import chain_mdp, gridworld_mdp
-from acteach.widgets import QLab, VarianceLab
+from acteach.widgets import CriticBiasLab, CriticLab, DiscountLab, QLab, VarianceLab
 
 CHAIN = chain_mdp(n_states=5, slip=0.1)
 PREFERS_RIGHT = np.tile([0.0, 1.0], (CHAIN.n_states, 1))
+LONG_CHAIN = chain_mdp(n_states=10, slip=0.1, gamma=0.9)
 GRID = gridworld_mdp()
 GRID_LOGITS = np.random.default_rng(3).normal(size=(GRID.n_states, GRID.n_actions)) * 0.5
 BASELINES = ["reinforce", "reward_to_go", "baseline_mean", "baseline_loo", "baseline_optimal",
@@ -39,6 +41,33 @@ def qlab_moves(lab: QLab) -> dict[str, list[Callable[[], object]]]:
             "N": [draw(4, n, 0) for _ in range(3) for n in lab.n_values]}
 
 
+def critic_moves(lab: CriticLab) -> dict[str, list[Callable[[], object]]]:
+    """A steps move looks a fit up; batch, lr, target and seed moves run a new fit."""
+    draw = lambda t, s, b, lr, seed=0: lambda: lab.render(t, s, b, lr, seed)   # noqa: E731
+    return {"first display": [draw("bootstrapped", 300, 16, 0.1)],
+            "steps": [draw("bootstrapped", s, 16, 0.1) for _ in range(3) for s in lab.steps_values],
+            "batch": [draw("bootstrapped", 300, b, 0.1) for b in lab.batch_values],
+            "lr": [draw("bootstrapped", 300, 16, lr) for lr in lab.lr_values],
+            "target": [draw(t, 300, b, 0.1) for b in (64, 256)
+                       for t in ("monte_carlo", "full_gradient", "bootstrapped")],
+            "seed": [draw("bootstrapped", 300, 16, 0.1, seed) for seed in range(1, 11)]}
+
+
+def blend_moves(lab: CriticBiasLab) -> dict[str, list[Callable[[], object]]]:
+    draw = lambda a, n, seed=0: lambda: lab.render(a, n, seed)   # noqa: E731
+    return {"first display": [draw(0.5, 10)],
+            "alpha": [draw(a, 10) for _ in range(2) for a in lab.ALPHAS],
+            "N": [draw(0.5, n) for _ in range(3) for n in lab.n_values]}
+
+
+def discount_moves(lab: DiscountLab) -> dict[str, list[Callable[[], object]]]:
+    draw = lambda g, n: lambda: lab.render(g, n)                          # noqa: E731
+    middle = lab.gammas[len(lab.gammas) // 2]
+    return {"first display": [draw(middle, 10)],
+            "gamma": [draw(g, 10) for _ in range(2) for g in lab.gammas],
+            "N": [draw(middle, n) for _ in range(3) for n in lab.n_values]}
+
+
 def notebook_widgets() -> dict[str, Callable[[], dict]]:
     """Each notebook's widget, built lazily (construction is part of the first display)."""
     return {
@@ -47,6 +76,11 @@ def notebook_widgets() -> dict[str, Callable[[], dict]]:
         "02 use Q": lambda: qlab_moves(QLab(CHAIN, PREFERS_RIGHT)),
         "03 baselines": lambda: vlab_moves(VarianceLab(GRID, GRID_LOGITS, BASELINES, pool=6_000,
                                                        n_values=(1, 2, 5, 10, 20, 50))),
+        "04 fitting V": lambda: critic_moves(CriticLab(CHAIN, PREFERS_RIGHT)),
+        "04 critic bias": lambda: blend_moves(
+            CriticBiasLab(CHAIN, PREFERS_RIGHT, residual_fixed_point(CHAIN, PREFERS_RIGHT))),
+        "05 discount": lambda: discount_moves(DiscountLab(
+            LONG_CHAIN, np.tile([0.0, 1.0], (LONG_CHAIN.n_states, 1)), n_values=(1, 10, 100))),
     }
 
 
