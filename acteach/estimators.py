@@ -442,12 +442,20 @@ def summarize(method: str, estimates: np.ndarray, reference: np.ndarray, n_traje
 
 
 def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_trajectories: int,
-                        n_repeats: int, rng: np.random.Generator, **options) -> GradientStats:
-    """Measure `method` against `exact_policy_gradient`: n_repeats estimates of n_trajectories
-    trajectories each; their mean, bias, total variance and MSE, each with a standard error."""
+                        n_repeats: int, rng: np.random.Generator, *,
+                        reference: np.ndarray | None = None, **options) -> GradientStats:
+    """Measure `method`: n_repeats estimates of n_trajectories trajectories each; their mean,
+    bias, total variance and MSE, each with a standard error.
+
+    The bias is measured against `reference`, by default `exact_policy_gradient`: the gradient
+    of the MDP's (discounted) objective. To ask another question, pass another exact vector, e.g.
+    the gradient of the undiscounted objective, or the expectation of discount option 1
+    (`acteach.discount`)."""
     estimates, steps = sample_estimates(mdp, logits, method, n_trajectories, n_repeats, rng,
                                         **options)
-    return summarize(method, estimates, exact_policy_gradient(mdp, logits), n_trajectories,
+    if reference is None:
+        reference = exact_policy_gradient(mdp, logits)
+    return summarize(method, estimates, np.asarray(reference, dtype=float), n_trajectories,
                      steps_per_estimate=steps)
 
 

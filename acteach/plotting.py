@@ -90,7 +90,8 @@ class EstimatePlot:
                                                animated=True)
         ax_p.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1),
                     ncol=4, borderaxespad=0.2)
-        self.title = ax_xy.set_title("", fontsize=9, animated=True)
+        self.title = ax_xy.text(0.98, 0.97, "", transform=ax_xy.transAxes, ha="right",
+                                va="top", fontsize=9, animated=True)     # clear of the legend
         self.axes = (ax_p, ax_xy)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
