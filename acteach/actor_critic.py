@@ -1,0 +1,310 @@
+"""Actor-critic algorithms: batch, online and synchronous parallel (A2C) (backs notebooks 06 and 07).
+
+The lecture's actor-critic algorithm, run on N environments in parallel for n_steps each:
+
+    1. sample with pi_theta:      n_steps steps of N envs -> a time-major (T, N) record
+    2. fit V_phi:                 regress V_phi(s_t) on the target y_t (stop-gradient)
+    3. advantage:                 A_t = y_t - V_phi(s_t)
+    4. policy gradient:           grad J = mean over valid steps of grad log pi(a_t|s_t) * A_t
+    5. update theta:              one optimiser step on -J (plus an optional entropy bonus)
+
+Two targets y_t, named as in `acteach.advantages`:
+    "one_step"  y_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1})        (the lecture's TD target)
+    "n_step"    y_t = bootstrapped_return: rewards to the end of the rollout, then V (A2C's choice)
+
+With n_envs=1 and n_steps=1 this is the lecture's online actor-critic; with many envs it is A2C.
+
+Vector envs (gymnasium 1.x) autoreset on the NEXT step: after a step that ends an episode, the
+following step() ignores the action, returns the reset observation and reward 0. That step is
+not a transition of the MDP, so `rollout` puts it off the mask. The done step itself returns the
+true final observation as next_obs, so a truncated step bootstraps from the right state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from acteach._validate import check_gamma, check_positive_int
+from acteach.advantages import bootstrapped_return, bootstrapped_target
+from acteach.nets import CategoricalPolicy, ValueNet
+from acteach.sampling import Batch
+from acteach.surrogate import policy_gradient_surrogate
+
+TARGETS = ("one_step", "n_step")
+
+
+@dataclass
+class Config:
+    """Hyperparameters of A2C (synchronous parallel actor-critic)."""
+
+    env_id: str = "CartPole-v1"
+    """gymnasium id of an env with discrete actions and vector observations."""
+    n_envs: int = 8
+    """N, the number of environments stepped in parallel."""
+    n_steps: int = 16
+    """T, steps per env per update (a rollout is T * N transitions)."""
+    gamma: float = 0.99
+    """Discount factor in [0, 1]."""
+    target: str = "n_step"
+    """Critic target: "one_step" (r + gamma V(s')) or "n_step" (bootstrapped return)."""
+    lr_actor: float = 1e-3
+    """Adam learning rate of the policy pi_theta."""
+    lr_critic: float = 3e-3
+    """Adam learning rate of the critic V_phi (its own optimiser, so no value_coef is needed)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of both the policy and the critic."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus in the actor loss (0 = none)."""
+    normalize_adv: bool = False
+    """Standardise advantages over the valid steps of each rollout before the actor step."""
+    max_grad_norm: float | None = 0.5
+    """Clip each network's gradient to this global norm; None = no clipping."""
+    total_steps: int = 50_000
+    """Training budget in environment transitions (valid steps, summed over envs)."""
+    seed: int = 0
+    """Seeds the networks' initialisation, the action sampling and the env resets."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id: expected a gymnasium env id, got {self.env_id!r}")
+        for name in ("n_envs", "n_steps", "total_steps"):
+            check_positive_int(name, getattr(self, name))
+        check_gamma(self.gamma)
+        if self.target not in TARGETS:
+            raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
+        for name in ("lr_actor", "lr_critic"):
+            _check_real(name, getattr(self, name), positive=True)
+        _check_real("ent_coef", self.ent_coef, positive=False)
+        if self.max_grad_norm is not None:
+            _check_real("max_grad_norm", self.max_grad_norm, positive=True)
+        if not isinstance(self.hidden, (tuple, list)):
+            raise ValueError(f"hidden: expected a tuple of layer sizes, got {self.hidden!r}")
+        for size in self.hidden:
+            check_positive_int("hidden", size)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
+
+
+def _check_real(name: str, x: object, positive: bool) -> None:
+    """x a finite real number, > 0 if positive else >= 0; or a ValueError naming it."""
+    ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
+    if not ok or (x <= 0 if positive else x < 0):
+        what = "a positive number" if positive else "a number >= 0"
+        raise ValueError(f"{name}: expected {what}, got {x!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Sample with pi_theta
+# ---------------------------------------------------------------------------------------------
+
+def make_envs(env_id: str, n_envs: int) -> Any:
+    """n_envs copies of env_id as one gymnasium vector env (next-step autoreset)."""
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        raise ValueError(f"env_id: expected the id of a registered gymnasium env, got {env_id!r}")
+    mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
+    envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode)
+    _check_next_step_autoreset(envs)
+    return envs
+
+
+def _check_next_step_autoreset(envs: Any) -> None:
+    """rollout's masking assumes gymnasium's default next-step autoreset; refuse anything else."""
+    mode = envs.metadata.get("autoreset_mode")
+    if mode is not None and getattr(mode, "name", str(mode)) != "NEXT_STEP":
+        raise ValueError(f"envs: expected next-step autoreset, got autoreset_mode={mode}")
+
+
+def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np.ndarray,
+            n_steps: int, generator: torch.Generator) -> tuple[Batch, np.ndarray, np.ndarray]:
+    """Step the N envs n_steps times with a ~ pi_theta(. | obs).
+
+    obs: (N, D) the current observations; autoreset: (N,) bool, True for envs whose previous
+    step ended an episode (their next step is gymnasium's reset step, not a transition).
+    Returns (record, obs, autoreset) — the last two to pass to the next call. record is a
+    time-major Batch with T = n_steps: obs, next_obs (T, N, D) float32, act (T, N) int64,
+    rew (T, N) float64, mask / terminated / truncated (T, N) bool. mask is False on reset steps
+    (and their rew and flags are 0); on a done step next_obs is the true final observation.
+    """
+    check_positive_int("n_steps", n_steps)
+    _check_next_step_autoreset(envs)
+    steps = []
+    for _ in range(n_steps):
+        act = policy.act(obs, generator)
+        next_obs, rew, terminated, truncated, _ = envs.step(act)
+        valid = ~autoreset
+        steps.append({"obs": np.asarray(obs, np.float32), "act": act.astype(np.int64),
+                      "rew": np.where(valid, rew, 0.0),
+                      "next_obs": np.asarray(next_obs, np.float32), "mask": valid,
+                      "terminated": terminated & valid, "truncated": truncated & valid})
+        autoreset = (terminated | truncated) & valid
+        obs = next_obs
+    record = Batch(**{key: np.stack([step[key] for step in steps]) for key in steps[0]})
+    return record, obs, autoreset
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-5. Fit V_phi, advantage, policy gradient, update theta
+# ---------------------------------------------------------------------------------------------
+
+def critic_targets(critic: ValueNet, record: Batch, config: Config) -> np.ndarray:
+    """y: (T, N) float64, the critic's target (stop-gradient: computed from V without a graph)."""
+    next_value = critic.predict(record.next_obs)                             # V(s_{t+1}), (T, N)
+    if config.target == "one_step":
+        return bootstrapped_target(record.rew, next_value, record.terminated, record.mask,
+                                   config.gamma)
+    return bootstrapped_return(record.rew, next_value, record.terminated, record.truncated,
+                               record.mask, config.gamma)
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None) -> None:
+    """One optimiser step on loss, the gradient clipped to max_grad_norm if given."""
+    opt.zero_grad()
+    loss.backward()
+    if max_grad_norm is not None:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+
+
+def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
+               opt_critic: torch.optim.Optimizer, record: Batch, config: Config
+               ) -> dict[str, float]:
+    """One actor-critic update from a (T, N) record. Losses are means over the valid steps.
+
+    critic_loss = mean_t,n (y - V_phi(s))^2                      y from `critic_targets`
+    adv         = y - V_phi(s), detached                         the TD / n-step advantage
+    actor_loss  = -policy_gradient_surrogate(logp, adv, mask) * N / (number of valid steps)
+                  - ent_coef * mean entropy
+    Returns the losses, the mean entropy and the mean advantage as floats.
+    """
+    mask = torch.as_tensor(record.mask)
+    n_valid = max(int(mask.sum()), 1)
+    y = torch.as_tensor(critic_targets(critic, record, config), dtype=critic.dtype)   # (T, N)
+
+    value = critic(record.obs)                                                # V_phi(s_t), (T, N)
+    critic_loss = torch.where(mask, (y - value) ** 2, 0.0).sum() / n_valid
+    _step(opt_critic, critic_loss, config.max_grad_norm)
+
+    adv = torch.where(mask, y - value.detach(), 0.0)                          # A_t, no gradient
+    if config.normalize_adv and n_valid > 1:
+        adv = torch.where(mask, (adv - adv[mask].mean()) / (adv[mask].std() + 1e-8), 0.0)
+    logp = policy.log_prob(record.obs, record.act)                            # (T, N)
+    surrogate = policy_gradient_surrogate(logp, adv, mask) * mask.shape[1] / n_valid
+    entropy = torch.where(mask, policy(record.obs).entropy(), 0.0).sum() / n_valid
+    actor_loss = -surrogate - config.ent_coef * entropy
+    _step(opt_actor, actor_loss, config.max_grad_norm)
+
+    return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
+            "entropy": entropy.item(), "adv_mean": adv[mask].mean().item() if mask.any() else 0.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Training loop
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """What a training run did.
+
+    env_steps:        transitions trained on (valid steps, summed over envs).
+    episode_returns:  undiscounted return of each finished episode, in the order they ended.
+    episode_steps:    env_steps at which each of those episodes ended (same length).
+    losses:           per update: actor_loss, critic_loss, entropy, adv_mean (lists of floats).
+    seconds:          wall-clock time of the run.
+    """
+
+    env_steps: int = 0
+    episode_returns: list[float] = field(default_factory=list)
+    episode_steps: list[int] = field(default_factory=list)
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def steps_to_mean_return(self, threshold: float, window: int = 20) -> int | None:
+        """First env step at which the mean of the last `window` episode returns >= threshold."""
+        check_positive_int("window", window)
+        returns = np.asarray(self.episode_returns)
+        for i in range(window - 1, len(returns)):
+            if returns[i - window + 1 : i + 1].mean() >= threshold:
+                return self.episode_steps[i]
+        return None
+
+
+def _record_episodes(history: History, record: Batch, running_return: np.ndarray) -> None:
+    """Add the rollout's finished episodes to history; running_return (N,) is updated in place."""
+    for t in range(record.rew.shape[0]):
+        history.env_steps += int(record.mask[t].sum())
+        running_return += record.rew[t]
+        for n in np.flatnonzero(record.terminated[t] | record.truncated[t]):
+            history.episode_returns.append(float(running_return[n]))
+            history.episode_steps.append(history.env_steps)
+            running_return[n] = 0.0
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="step", desc="A2C")
+
+
+def train_a2c(config: Config, progress: bool = True) -> History:
+    """Train a CategoricalPolicy and a ValueNet with A2C for config.total_steps transitions.
+
+    Runs with torch.set_num_threads(1) (small nets on a few cores train far faster on one
+    thread) and restores the thread count and the global torch RNG state afterwards.
+    """
+    config.validate()
+    threads, start = torch.get_num_threads(), time.perf_counter()
+    torch.set_num_threads(1)
+    envs = make_envs(config.env_id, config.n_envs)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            history = _train(config, envs, progress)
+    finally:
+        envs.close()
+        torch.set_num_threads(threads)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _train(config: Config, envs: Any, progress: bool) -> History:
+    """The loop of train_a2c: rollout, a2c_update, bookkeeping."""
+    obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
+    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
+    critic = ValueNet(obs_dim, config.hidden)
+    opt_actor = torch.optim.Adam(policy.parameters(), lr=config.lr_actor)
+    opt_critic = torch.optim.Adam(critic.parameters(), lr=config.lr_critic)
+    generator = torch.Generator().manual_seed(config.seed)
+    obs, _ = envs.reset(seed=config.seed)
+    autoreset = np.zeros(config.n_envs, dtype=bool)
+    running_return, history = np.zeros(config.n_envs), History()
+    with _progress_bar(config.total_steps, progress) as bar:
+        while history.env_steps < config.total_steps:
+            record, obs, autoreset = rollout(envs, policy, obs, autoreset, config.n_steps,
+                                             generator)
+            losses = a2c_update(policy, critic, opt_actor, opt_critic, record, config)
+            for key, value in losses.items():
+                history.losses.setdefault(key, []).append(value)
+            before = history.env_steps
+            _record_episodes(history, record, running_return)
+            bar.update(history.env_steps - before)
+            if history.episode_returns:
+                bar.set_postfix(ret20=f"{np.mean(history.episode_returns[-20:]):.0f}")
+    return history
+
+
+def config_dict(config: Config) -> dict[str, Any]:
+    """The config as a plain dict (for printing in a notebook)."""
+    return dataclasses.asdict(config)
