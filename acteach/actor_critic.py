@@ -31,9 +31,12 @@ import numpy as np
 import torch
 
 from acteach._validate import check_gamma, check_positive_int
-from acteach.advantages import bootstrapped_return, bootstrapped_target
+from acteach.advantages import bootstrapped_return, bootstrapped_target, td_advantage
+from acteach.critic import critic_loss as bootstrapped_critic_loss
+from acteach.critic import monte_carlo_loss
 from acteach.nets import CategoricalPolicy, ValueNet
-from acteach.sampling import Batch
+from acteach.returns import reward_to_go
+from acteach.sampling import Batch, sample_episodes
 from acteach.surrogate import policy_gradient_surrogate
 
 TARGETS = ("one_step", "n_step")
@@ -65,6 +68,9 @@ class Config:
     """Standardise advantages over the valid steps of each rollout before the actor step."""
     max_grad_norm: float | None = 0.5
     """Clip each network's gradient to this global norm; None = no clipping."""
+    critic_epochs: int = 5
+    """Batch actor-critic only: full-batch Adam steps fitting V_phi on each batch of episodes
+    (with batch training, n_envs is N, the number of whole episodes per update)."""
     total_steps: int = 50_000
     """Training budget in environment transitions (valid steps, summed over envs)."""
     seed: int = 0
@@ -77,7 +83,7 @@ class Config:
         """Raise ValueError naming the first bad field."""
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id: expected a gymnasium env id, got {self.env_id!r}")
-        for name in ("n_envs", "n_steps", "total_steps"):
+        for name in ("n_envs", "n_steps", "total_steps", "critic_epochs"):
             check_positive_int(name, getattr(self, name))
         check_gamma(self.gamma)
         if self.target not in TARGETS:
@@ -252,10 +258,10 @@ def _record_episodes(history: History, record: Batch, running_return: np.ndarray
             running_return[n] = 0.0
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _progress_bar(total: int, enabled: bool, desc: str = "A2C") -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, unit="step", desc="A2C")
+    return tqdm(total=total, disable=not enabled, unit="step", desc=desc)
 
 
 def train_a2c(config: Config, progress: bool = True) -> History:
@@ -303,6 +309,154 @@ def _train(config: Config, envs: Any, progress: bool) -> History:
             if history.episode_returns:
                 bar.set_postfix(ret20=f"{np.mean(history.episode_returns[-20:]):.0f}")
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch actor-critic (notebook 06): N whole episodes per update, the lecture's five steps
+# ---------------------------------------------------------------------------------------------
+
+def actor_critic_losses(policy: CategoricalPolicy, critic: torch.nn.Module, obs, act, rew,
+                        next_obs, terminated, mask, gamma: float
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two losses of one actor-critic update on a time-major batch (exercise 6.1).
+
+    obs, next_obs: (T, N, D) float; act: (T, N) int; rew: (T, N) float; terminated, mask:
+    (T, N) bool. next_obs[t] is the true next observation (also after a truncation).
+        y_hat = r + gamma (1 - terminated) V_phi(s')           the bootstrapped target
+        A     = SG[y_hat - V_phi(s)]                           the TD advantage, a constant
+        actor_loss  = -(1/N) sum_n sum_t mask * log pi(a_t|s_t) * A     (-surrogate)
+        critic_loss = mean over valid steps of (SG[y_hat] - V_phi(s))^2
+    -> (actor_loss, critic_loss), scalar tensors; the actor loss moves only theta, the critic
+    loss only V_phi(s).
+    """
+    mask = torch.as_tensor(np.asarray(mask, dtype=bool))
+    value, next_value = critic(obs), critic(next_obs)                         # (T, N) each
+    done = torch.as_tensor(np.asarray(terminated, dtype=bool))
+    r = torch.as_tensor(np.asarray(rew)).to(value.dtype)
+    target = (r + gamma * torch.where(done, 0.0, next_value)).detach()         # SG[y_hat]
+    adv = (target - value).detach()                                            # SG[A]
+    critic_loss = torch.where(mask, (target - value) ** 2, 0.0).sum() / mask.sum()
+    logp = policy.log_prob(obs, act)                                           # (T, N)
+    actor_loss = -policy_gradient_surrogate(logp, adv.to(logp.dtype), mask)
+    return actor_loss, critic_loss
+
+
+def batch_actor_critic_update(policy: CategoricalPolicy, critic: ValueNet,
+                              opt_actor: torch.optim.Optimizer,
+                              opt_critic: torch.optim.Optimizer, batch: Batch, config: Config
+                              ) -> dict[str, float]:
+    """Steps 2-5 of the lecture's batch actor-critic on N whole episodes (step 1 made `batch`).
+
+    2. fit V_phi: config.critic_epochs full-batch steps on the target of config.target —
+       "one_step": (SG[r + gamma (1 - terminated) V(s')] - V(s))^2, y recomputed each step;
+       "n_step": the Monte Carlo target, the reward-to-go (bootstrapped only where truncated).
+    3. A = r + gamma (1 - terminated) V_phi(s') - V_phi(s), with the fitted V_phi, detached.
+    4. grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) A_t: the gradient of the surrogate.
+    5. one step of theta on -surrogate (- ent_coef * mean entropy).
+    Returns the final losses, the mean entropy and the mean advantage over valid steps.
+    """
+    args = (batch.obs, batch.rew, batch.next_obs, batch.terminated, batch.mask, config.gamma)
+    if config.target == "n_step":
+        y = bootstrapped_return(batch.rew, critic.predict(batch.next_obs), batch.terminated,
+                                batch.truncated, batch.mask, config.gamma)
+    for _ in range(config.critic_epochs):                                     # 2. fit V_phi
+        if config.target == "one_step":
+            critic_loss = bootstrapped_critic_loss(critic, *args)
+        else:
+            critic_loss = monte_carlo_loss(critic, batch.obs, y, batch.mask)
+        _step(opt_critic, critic_loss, config.max_grad_norm)
+
+    actor_loss, critic_loss = actor_critic_losses(                            # 3. and 4.
+        policy, critic, batch.obs, batch.act, batch.rew, batch.next_obs, batch.terminated,
+        batch.mask, config.gamma)
+    mask = torch.as_tensor(batch.mask)
+    entropy = torch.where(mask, policy(batch.obs).entropy(), 0.0).sum() / mask.sum()
+    _step(opt_actor, actor_loss - config.ent_coef * entropy, config.max_grad_norm)   # 5.
+
+    adv = td_advantage_of(critic, batch, config.gamma)
+    return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
+            "entropy": entropy.item(), "adv_mean": float(adv[batch.mask].mean())}
+
+
+def td_advantage_of(critic: torch.nn.Module, batch: Batch, gamma: float) -> np.ndarray:
+    """A = r + gamma (1 - terminated) V(s') - V(s) of the critic on a batch. -> (T, N) float64."""
+    return td_advantage(batch.rew, critic.predict(batch.obs), critic.predict(batch.next_obs),
+                        batch.terminated, batch.mask, gamma)
+
+
+def reinforce_update(policy: CategoricalPolicy, opt_actor: torch.optim.Optimizer, batch: Batch,
+                     config: Config) -> dict[str, float]:
+    """REINFORCE with reward-to-go on N whole episodes: one step of theta on -surrogate with
+    w_t = sum_{t' >= t} gamma^(t'-t) r_t' (- ent_coef * mean entropy)."""
+    ret = reward_to_go(batch.rew, batch.mask, config.gamma)                  # (T, N)
+    mask = torch.as_tensor(batch.mask)
+    logp = policy.log_prob(batch.obs, batch.act)
+    actor_loss = -policy_gradient_surrogate(logp, torch.as_tensor(ret, dtype=logp.dtype), mask)
+    entropy = torch.where(mask, policy(batch.obs).entropy(), 0.0).sum() / mask.sum()
+    _step(opt_actor, actor_loss - config.ent_coef * entropy, config.max_grad_norm)
+    return {"actor_loss": actor_loss.item(), "entropy": entropy.item(),
+            "adv_mean": float(ret[batch.mask].mean())}
+
+
+def _record_batch(history: History, batch: Batch) -> None:
+    """Add a batch of N whole episodes to history, as if run one after the other."""
+    for length, ret in zip(batch.lengths, batch.rew.sum(axis=0)):
+        history.env_steps += int(length)
+        history.episode_returns.append(float(ret))
+        history.episode_steps.append(history.env_steps)
+
+
+def _train_episodes(config: Config, with_critic: bool, progress: bool) -> History:
+    """The loop of train_batch_actor_critic / train_reinforce: N episodes, one update."""
+    import gymnasium as gym
+
+    config.validate()
+    if config.env_id not in gym.registry:
+        raise ValueError(f"env_id: expected the id of a registered gymnasium env, got "
+                         f"{config.env_id!r}")
+    env = gym.make(config.env_id)
+    obs_dim, n_actions = env.observation_space.shape[0], env.action_space.n
+    env.close()
+    threads, start = torch.get_num_threads(), time.perf_counter()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
+            critic = ValueNet(obs_dim, config.hidden)
+            opt_actor = torch.optim.Adam(policy.parameters(), lr=config.lr_actor)
+            opt_critic = torch.optim.Adam(critic.parameters(), lr=config.lr_critic)
+            seeds, history = np.random.default_rng(config.seed), History()
+            desc = "batch AC" if with_critic else "REINFORCE"
+            with _progress_bar(config.total_steps, progress, desc) as bar:
+                while history.env_steps < config.total_steps:
+                    batch = sample_episodes(config.env_id, policy, config.n_envs,   # 1. sample
+                                            seed=int(seeds.integers(2**31)))
+                    losses = (batch_actor_critic_update(policy, critic, opt_actor, opt_critic,
+                                                        batch, config) if with_critic
+                              else reinforce_update(policy, opt_actor, batch, config))
+                    for key, value in losses.items():
+                        history.losses.setdefault(key, []).append(value)
+                    before = history.env_steps
+                    _record_batch(history, batch)
+                    bar.update(history.env_steps - before)
+    finally:
+        torch.set_num_threads(threads)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def train_batch_actor_critic(config: Config, progress: bool = False) -> History:
+    """Batch actor-critic: sample config.n_envs whole episodes with pi_theta, then
+    `batch_actor_critic_update`; repeat until config.total_steps transitions were sampled.
+    Single-threaded torch; the global torch RNG state and thread count are restored."""
+    return _train_episodes(config, with_critic=True, progress=progress)
+
+
+def train_reinforce(config: Config, progress: bool = False) -> History:
+    """REINFORCE with reward-to-go on the same budget and sampling as train_batch_actor_critic
+    (config.n_envs whole episodes per update; the critic fields are unused)."""
+    return _train_episodes(config, with_critic=False, progress=progress)
 
 
 def config_dict(config: Config) -> dict[str, Any]:
