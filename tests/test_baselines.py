@@ -16,21 +16,11 @@ from acteach.critic import fit_value_monte_carlo
 from acteach.estimators import estimates_from_batch, gradient_statistics, summarize
 from acteach.nets import ValueNet
 from acteach.plotting import baselines_by_state_figure
-from acteach.tabular import (chain_mdp, exact_policy_gradient, exact_values, gridworld_mdp,
-                             random_mdp, sample_trajectories)
+from acteach.tabular import (chain_mdp, exact_policy_gradient, exact_values, sample_trajectories)
 
-MDPS = {
-    "chain": chain_mdp(),
-    "grid": gridworld_mdp(),
-    "random-discounted": random_mdp(np.random.default_rng(11), n_states=8, gamma=0.9),
-    "random-episodic": random_mdp(np.random.default_rng(12), n_states=8, gamma=1.0, n_terminal=2),
-    "chain-horizon-discounted": chain_mdp(gamma=0.8, horizon=12),
-}
+from mdps import MDPS, logits_for      # shared by the statistical tests
+
 UNDISCOUNTED = ["chain", "grid", "random-episodic"]    # gamma = 1: the exact plain-mean identity
-
-
-def logits_for(mdp, seed=0):
-    return np.random.default_rng(seed).normal(size=(mdp.n_states, mdp.n_actions)) * 0.5
 
 
 def v_table(mdp, logits):

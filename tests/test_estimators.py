@@ -15,17 +15,7 @@ from acteach.estimators import (
 from acteach.returns import reward_to_go, total_return
 from acteach.tabular import chain_mdp, gridworld_mdp, random_mdp, sample_trajectories, softmax_policy
 
-MDPS = {
-    "chain": chain_mdp(),
-    "grid": gridworld_mdp(),
-    "random-discounted": random_mdp(np.random.default_rng(11), n_states=8, gamma=0.9),
-    "random-episodic": random_mdp(np.random.default_rng(12), n_states=8, gamma=1.0, n_terminal=2),
-    "chain-horizon-discounted": chain_mdp(gamma=0.8, horizon=12),
-}
-
-
-def logits_for(mdp, seed=0):
-    return np.random.default_rng(seed).normal(size=(mdp.n_states, mdp.n_actions)) * 0.5
+from mdps import MDPS, logits_for      # shared by the statistical tests
 
 
 @pytest.mark.parametrize("method", ["reinforce", "reward_to_go"])
