@@ -73,6 +73,10 @@ class Config:
     (with batch training, n_envs is N, the number of whole episodes per update)."""
     total_steps: int = 50_000
     """Training budget in environment transitions (valid steps, summed over envs)."""
+    stop_return: float | None = None
+    """Stop early once the mean return of the last `stop_window` episodes reaches this."""
+    stop_window: int = 100
+    """Episodes averaged for stop_return (and reported by History.solved_at)."""
     seed: int = 0
     """Seeds the networks' initialisation, the action sampling and the env resets."""
 
@@ -83,7 +87,7 @@ class Config:
         """Raise ValueError naming the first bad field."""
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id: expected a gymnasium env id, got {self.env_id!r}")
-        for name in ("n_envs", "n_steps", "total_steps", "critic_epochs"):
+        for name in ("n_envs", "n_steps", "total_steps", "critic_epochs", "stop_window"):
             check_positive_int(name, getattr(self, name))
         check_gamma(self.gamma)
         if self.target not in TARGETS:
@@ -93,6 +97,8 @@ class Config:
         _check_real("ent_coef", self.ent_coef, positive=False)
         if self.max_grad_norm is not None:
             _check_real("max_grad_norm", self.max_grad_norm, positive=True)
+        if self.stop_return is not None:
+            _check_real("stop_return", self.stop_return, positive=False, signed=True)
         if not isinstance(self.hidden, (tuple, list)):
             raise ValueError(f"hidden: expected a tuple of layer sizes, got {self.hidden!r}")
         for size in self.hidden:
@@ -101,11 +107,13 @@ class Config:
             raise ValueError(f"seed: expected an integer, got {self.seed!r}")
 
 
-def _check_real(name: str, x: object, positive: bool) -> None:
-    """x a finite real number, > 0 if positive else >= 0; or a ValueError naming it."""
+def _check_real(name: str, x: object, positive: bool, signed: bool = False) -> None:
+    """x a finite real number, > 0 if positive else >= 0 (any sign if signed); or a ValueError
+    naming it."""
     ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
-    if not ok or (x <= 0 if positive else x < 0):
-        what = "a positive number" if positive else "a number >= 0"
+    if not ok or (not signed and (x <= 0 if positive else x < 0)):
+        what = ("a finite number" if signed else
+                "a positive number" if positive else "a number >= 0")
         raise ValueError(f"{name}: expected {what}, got {x!r}")
 
 
@@ -176,12 +184,28 @@ def critic_targets(critic: ValueNet, record: Batch, config: Config) -> np.ndarra
 
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None) -> None:
     """One optimiser step on loss, the gradient clipped to max_grad_norm if given."""
-    opt.zero_grad()
+    _steps([opt], loss, max_grad_norm)
+
+
+def _steps(opts: list[torch.optim.Optimizer], loss: torch.Tensor,
+           max_grad_norm: float | None) -> None:
+    """One backward pass of loss, then a step of each optimiser, each one's gradient clipped to
+    max_grad_norm on its own. With disjoint parameters, a sum of losses gives each optimiser
+    exactly the gradient of its own loss, at the cost of a single backward pass."""
+    for opt in opts:
+        opt.zero_grad()
     loss.backward()
-    if max_grad_norm is not None:
-        params = [p for group in opt.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    opt.step()
+    for opt in opts:
+        if max_grad_norm is not None:
+            params = [p for group in opt.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
+        opt.step()
+
+
+def adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam on the module's parameters; the fused CPU kernel updates all of them in one call,
+    which matters for small nets stepped thousands of times."""
+    return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
 
 
 def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
@@ -201,7 +225,6 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
 
     value = critic(record.obs)                                                # V_phi(s_t), (T, N)
     critic_loss = torch.where(mask, (y - value) ** 2, 0.0).sum() / n_valid
-    _step(opt_critic, critic_loss, config.max_grad_norm)
 
     adv = torch.where(mask, y - value.detach(), 0.0)                          # A_t, no gradient
     if config.normalize_adv and n_valid > 1:
@@ -210,7 +233,9 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
     surrogate = policy_gradient_surrogate(logp, adv, mask) * mask.shape[1] / n_valid
     entropy = torch.where(mask, policy(record.obs).entropy(), 0.0).sum() / n_valid
     actor_loss = -surrogate - config.ent_coef * entropy
-    _step(opt_actor, actor_loss, config.max_grad_norm)
+    # the critic loss moves only phi and the actor loss only theta (adv is detached), so one
+    # backward pass of their sum gives each optimiser its own gradient
+    _steps([opt_critic, opt_actor], critic_loss + actor_loss, config.max_grad_norm)
 
     return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
             "entropy": entropy.item(), "adv_mean": adv[mask].mean().item() if mask.any() else 0.0}
@@ -227,35 +252,62 @@ class History:
     env_steps:        transitions trained on (valid steps, summed over envs).
     episode_returns:  undiscounted return of each finished episode, in the order they ended.
     episode_steps:    env_steps at which each of those episodes ended (same length).
+    episode_seconds:  wall-clock seconds since the start of training at each of those ends.
     losses:           per update: actor_loss, critic_loss, entropy, adv_mean (lists of floats).
     seconds:          wall-clock time of the run.
+    policy, critic:   the trained networks.
     """
 
     env_steps: int = 0
     episode_returns: list[float] = field(default_factory=list)
     episode_steps: list[int] = field(default_factory=list)
+    episode_seconds: list[float] = field(default_factory=list)
     losses: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    policy: Any = None
+    critic: Any = None
 
     def steps_to_mean_return(self, threshold: float, window: int = 20) -> int | None:
         """First env step at which the mean of the last `window` episode returns >= threshold."""
+        i = self._first_reached(threshold, window)
+        return None if i is None else self.episode_steps[i]
+
+    def seconds_to_mean_return(self, threshold: float, window: int = 20) -> float | None:
+        """Training seconds until the mean of the last `window` returns first >= threshold."""
+        i = self._first_reached(threshold, window)
+        return None if i is None else self.episode_seconds[i]
+
+    def _first_reached(self, threshold: float, window: int) -> int | None:
+        """Index of the first episode closing a window whose mean return >= threshold."""
         check_positive_int("window", window)
-        returns = np.asarray(self.episode_returns)
-        for i in range(window - 1, len(returns)):
-            if returns[i - window + 1 : i + 1].mean() >= threshold:
-                return self.episode_steps[i]
-        return None
+        returns = np.asarray(self.episode_returns, dtype=float)
+        if len(returns) < window:
+            return None
+        means = np.convolve(returns, np.ones(window) / window, mode="valid")
+        reached = np.flatnonzero(means >= threshold - 1e-9)
+        return None if reached.size == 0 else int(reached[0]) + window - 1
 
 
-def _record_episodes(history: History, record: Batch, running_return: np.ndarray) -> None:
-    """Add the rollout's finished episodes to history; running_return (N,) is updated in place."""
+
+def _record_episodes(history: History, record: Batch, running_return: np.ndarray,
+                     seconds: float) -> None:
+    """Add the rollout's finished episodes to history; running_return (N,) is updated in place.
+    seconds: training time so far, stamped on each episode that ended in this rollout."""
     for t in range(record.rew.shape[0]):
         history.env_steps += int(record.mask[t].sum())
         running_return += record.rew[t]
         for n in np.flatnonzero(record.terminated[t] | record.truncated[t]):
             history.episode_returns.append(float(running_return[n]))
             history.episode_steps.append(history.env_steps)
+            history.episode_seconds.append(seconds)
             running_return[n] = 0.0
+
+
+def _reached_stop(history: History, config: Config) -> bool:
+    """Has the mean of stop_window consecutive returns reached stop_return (ever, so also
+    inside the last rollout)?"""
+    return (config.stop_return is not None and
+            history._first_reached(config.stop_return, config.stop_window) is not None)
 
 
 def _progress_bar(total: int, enabled: bool, desc: str = "A2C") -> Any:
@@ -271,7 +323,7 @@ def train_a2c(config: Config, progress: bool = True) -> History:
     thread) and restores the thread count and the global torch RNG state afterwards.
     """
     config.validate()
-    threads, start = torch.get_num_threads(), time.perf_counter()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     envs = make_envs(config.env_id, config.n_envs)
     try:
@@ -281,17 +333,24 @@ def train_a2c(config: Config, progress: bool = True) -> History:
     finally:
         envs.close()
         torch.set_num_threads(threads)
-    history.seconds = time.perf_counter() - start
     return history
+
+
+def train_online_actor_critic(config: Config, progress: bool = True) -> History:
+    """The lecture's online actor-critic: one env, one transition (s, a, r, s'), then one step
+    of V_phi on the target r + gamma V_phi(s') and one step of theta on grad log pi(a|s) A.
+    It is train_a2c with n_envs = 1, n_steps = 1 and the one-step target."""
+    return train_a2c(dataclasses.replace(config, n_envs=1, n_steps=1, target="one_step"),
+                     progress)
 
 
 def _train(config: Config, envs: Any, progress: bool) -> History:
     """The loop of train_a2c: rollout, a2c_update, bookkeeping."""
+    start = time.perf_counter()
     obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
     policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
     critic = ValueNet(obs_dim, config.hidden)
-    opt_actor = torch.optim.Adam(policy.parameters(), lr=config.lr_actor)
-    opt_critic = torch.optim.Adam(critic.parameters(), lr=config.lr_critic)
+    opt_actor, opt_critic = adam(policy, config.lr_actor), adam(critic, config.lr_critic)
     generator = torch.Generator().manual_seed(config.seed)
     obs, _ = envs.reset(seed=config.seed)
     autoreset = np.zeros(config.n_envs, dtype=bool)
@@ -300,14 +359,20 @@ def _train(config: Config, envs: Any, progress: bool) -> History:
         while history.env_steps < config.total_steps:
             record, obs, autoreset = rollout(envs, policy, obs, autoreset, config.n_steps,
                                              generator)
-            losses = a2c_update(policy, critic, opt_actor, opt_critic, record, config)
-            for key, value in losses.items():
-                history.losses.setdefault(key, []).append(value)
+            if record.mask.any():        # a lone reset step (n_envs = n_steps = 1) has nothing
+                losses = a2c_update(policy, critic, opt_actor, opt_critic, record, config)
+                for key, value in losses.items():
+                    history.losses.setdefault(key, []).append(value)
             before = history.env_steps
-            _record_episodes(history, record, running_return)
+            _record_episodes(history, record, running_return, time.perf_counter() - start)
             bar.update(history.env_steps - before)
-            if history.episode_returns:
-                bar.set_postfix(ret20=f"{np.mean(history.episode_returns[-20:]):.0f}")
+            if history.episode_returns and len(history.episode_returns) % 10 == 0:
+                bar.set_postfix(ret20=f"{np.mean(history.episode_returns[-20:]):.0f}",
+                                refresh=False)
+            if _reached_stop(history, config):
+                break
+    history.seconds = time.perf_counter() - start
+    history.policy, history.critic = policy, critic
     return history
 
 
@@ -398,12 +463,13 @@ def reinforce_update(policy: CategoricalPolicy, opt_actor: torch.optim.Optimizer
             "adv_mean": float(ret[batch.mask].mean())}
 
 
-def _record_batch(history: History, batch: Batch) -> None:
+def _record_batch(history: History, batch: Batch, seconds: float) -> None:
     """Add a batch of N whole episodes to history, as if run one after the other."""
     for length, ret in zip(batch.lengths, batch.rew.sum(axis=0)):
         history.env_steps += int(length)
         history.episode_returns.append(float(ret))
         history.episode_steps.append(history.env_steps)
+        history.episode_seconds.append(seconds)
 
 
 def _train_episodes(config: Config, with_critic: bool, progress: bool) -> History:
@@ -424,8 +490,8 @@ def _train_episodes(config: Config, with_critic: bool, progress: bool) -> Histor
             torch.manual_seed(config.seed)
             policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
             critic = ValueNet(obs_dim, config.hidden)
-            opt_actor = torch.optim.Adam(policy.parameters(), lr=config.lr_actor)
-            opt_critic = torch.optim.Adam(critic.parameters(), lr=config.lr_critic)
+            opt_actor = adam(policy, config.lr_actor)
+            opt_critic = adam(critic, config.lr_critic)
             seeds, history = np.random.default_rng(config.seed), History()
             desc = "batch AC" if with_critic else "REINFORCE"
             with _progress_bar(config.total_steps, progress, desc) as bar:
@@ -438,8 +504,11 @@ def _train_episodes(config: Config, with_critic: bool, progress: bool) -> Histor
                     for key, value in losses.items():
                         history.losses.setdefault(key, []).append(value)
                     before = history.env_steps
-                    _record_batch(history, batch)
+                    _record_batch(history, batch, time.perf_counter() - start)
                     bar.update(history.env_steps - before)
+                    if _reached_stop(history, config):
+                        break
+            history.policy, history.critic = policy, critic if with_critic else None
     finally:
         torch.set_num_threads(threads)
     history.seconds = time.perf_counter() - start

@@ -27,6 +27,7 @@ from acteach.discount import (DISCOUNT_OPTIONS, cosine, expected_gradient, undis
                               undiscounted_gradient, with_gamma)
 from acteach.estimators import (METHODS, GradientStats, estimates_from_batch, group_means,
                                  summarize)
+from acteach.parallel import smoothed
 from acteach.plotting import (EstimatePlot, GammaPlot, _pm, _range, canvas_png, stats_table,
                               top_components)
 from acteach.sampling import Batch
@@ -1064,4 +1065,151 @@ class _BlendPlot:
         self.mean_td.set_data(*([v] for v in self._xy(stats.advantage_td.mean[None])[0]))
         for artist in (self.cloud_rtg, self.cloud_td, self.mean_td):
             ax_xy.draw_artist(artist)
+        return canvas_png(self.canvas)
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07: A2C's learning curves over N envs x T steps per update (ParallelLab)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One training run of the ParallelLab's grid, in numbers."""
+
+    n_envs: int
+    n_steps: int
+    updates: int
+    env_steps: int
+    seconds: float
+    final_return: float        # mean of the last `window` episode returns
+    best_return: float         # best mean of `window` consecutive episode returns
+
+
+class ParallelLab:
+    """Learning curves of A2C for each (N envs, T steps per update) of a grid (backs notebook 07).
+
+    histories: (N, T) -> History, e.g. from `acteach.parallel.learning_grid` (same budget, same
+    seed). Two panels: the mean return of the last `window` episodes against env steps and
+    against wall-clock seconds; every run faint, the chosen one bold, the online actor-critic
+    (N = T = 1) dashed. The runs are trained before the lab is built; a slider move redraws.
+    """
+
+    def __init__(self, histories: dict, window: int = 20) -> None:
+        check_positive_int("window", window)
+        if not histories:
+            raise ValueError("histories: expected at least one (n_envs, n_steps) -> History")
+        self.histories, self.window = dict(histories), window
+        self.n_envs = tuple(sorted({n for n, _ in self.histories}))
+        self.n_steps = tuple(sorted({t for _, t in self.histories}))
+        self.curves = {key: smoothed(h, window) for key, h in self.histories.items()}
+        self._plot: _CurvesPlot | None = None
+
+    def _check(self, n_envs: int, n_steps: int) -> tuple[int, int]:
+        if (n_envs, n_steps) not in self.histories:
+            raise ValueError(f"n_envs, n_steps: expected a pair of the grid "
+                             f"{sorted(self.histories)}, got {(n_envs, n_steps)!r}")
+        return n_envs, n_steps
+
+    def update(self, n_envs: int, n_steps: int) -> RunSummary:
+        """The numbers of the (n_envs, n_steps) run."""
+        key = self._check(n_envs, n_steps)
+        h, (_, _, mean) = self.histories[key], self.curves[key]
+        return RunSummary(n_envs, n_steps, len(h.losses.get("actor_loss", [])), h.env_steps,
+                          h.seconds, float(mean[-1]) if len(mean) else float("nan"),
+                          float(mean[self.window - 1:].max()) if len(mean) >= self.window
+                          else float("nan"))
+
+    def table(self) -> str:
+        """Every run of the grid: updates, seconds, final and best mean return."""
+        lines = [f"{'N envs':>7}{'T steps':>8}{'batch':>7}{'updates':>9}{'seconds':>9}"
+                 f"{'final ret' + str(self.window):>13}{'best ret' + str(self.window):>12}"]
+        for key in sorted(self.histories):
+            s = self.update(*key)
+            lines.append(f"{s.n_envs:>7}{s.n_steps:>8}{s.n_envs * s.n_steps:>7}{s.updates:>9}"
+                         f"{s.seconds:>9.1f}{s.final_return:>13.1f}{s.best_return:>12.1f}")
+        return "\n".join(lines)
+
+    def readout(self, n_envs: int, n_steps: int) -> str:
+        s, online = self.update(n_envs, n_steps), self.histories.get((1, 1))
+        text = (f"N = {n_envs} envs x T = {n_steps} steps: batch {n_envs * n_steps}, "
+                f"{s.updates} updates in {s.env_steps} env steps, {s.seconds:.1f} s; mean return "
+                f"of the last {self.window} episodes {s.final_return:.1f} "
+                f"(best {s.best_return:.1f}).")
+        if online is not None and (n_envs, n_steps) != (1, 1):
+            o = self.update(1, 1)
+            text += (f"\nOnline (N = T = 1): {o.updates} updates, {o.seconds:.1f} s, final "
+                     f"{o.final_return:.1f}.")
+        return text
+
+    def render(self, n_envs: int, n_steps: int) -> tuple[bytes, str]:
+        """PNG bytes of the two panels with (n_envs, n_steps) highlighted, and the readout."""
+        key = self._check(n_envs, n_steps)
+        if self._plot is None:
+            self._plot = _CurvesPlot(self.curves, self.window)
+        return self._plot.draw(key), self.readout(*key)
+
+    def widget(self, n_envs: int | None = None, n_steps: int | None = None) -> W.VBox:
+        """The interactive lab: N envs and T steps sliders, the curves and the readout."""
+        n_envs = self.n_envs[-1] if n_envs is None else n_envs
+        n_steps = self.n_steps[-1] if n_steps is None else n_steps
+        self._check(n_envs, n_steps)
+        n_slider = W.SelectionSlider(options=self.n_envs, value=n_envs, description="N envs",
+                                     continuous_update=False)
+        t_slider = W.SelectionSlider(options=self.n_steps, value=n_steps,
+                                     description="T steps", continuous_update=False)
+        image = W.Image(format="png")
+        readout = W.HTML()
+
+        def redraw(_=None) -> None:
+            key = (n_slider.value, t_slider.value)
+            if key in self.histories:
+                image.value, text = self.render(*key)
+            else:
+                text = f"(N, T) = {key} is not in the grid"
+            readout.value = f"<pre>{text}</pre>"
+
+        for control in (n_slider, t_slider):
+            control.observe(redraw, names="value")
+        redraw()
+        return W.VBox([W.HBox([n_slider, t_slider]), image, readout])
+
+
+class _CurvesPlot:
+    """ParallelLab's figure: every run faint and drawn once; the chosen run blitted bold."""
+
+    def __init__(self, curves: dict, window: int) -> None:
+        self.fig = Figure(figsize=(9.5, 3.4), dpi=72)
+        self.canvas = FigureCanvasAgg(self.fig)
+        ax_s, ax_t = self.fig.subplots(1, 2, sharey=True)
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.9, wspace=0.06)
+        self.curves = curves
+        for key, (steps, seconds, mean) in curves.items():
+            style = dict(color="0.2", lw=1.2, ls="--", label="online (N = T = 1)") \
+                if key == (1, 1) else dict(color="0.75", lw=0.9)
+            ax_s.plot(steps, mean, **style)
+            ax_t.plot(seconds, mean, **style)
+        ax_s.set(xlabel="env steps", ylabel=f"mean return, last {window} episodes")
+        ax_t.set(xlabel="wall-clock seconds")
+        ax_s.set_xlim(0, max(c[0][-1] for c in curves.values() if len(c[0])))
+        ax_t.set_xlim(0, max(c[1][-1] for c in curves.values() if len(c[1])))
+        ax_s.set_ylim(0, max(max(c[2].max() for c in curves.values() if len(c[2])) * 1.05, 1))
+        (self.line_s,) = ax_s.plot([], [], color="tab:red", lw=2.2, animated=True,
+                                   label="chosen N x T")
+        (self.line_t,) = ax_t.plot([], [], color="tab:red", lw=2.2, animated=True)
+        ax_s.legend(fontsize=8, frameon=False, loc="upper left")
+        self.title = ax_t.text(0.98, 0.04, "", transform=ax_t.transAxes, ha="right",
+                               fontsize=9, animated=True)
+        self.axes = (ax_s, ax_t)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    def draw(self, key: tuple[int, int]) -> bytes:
+        steps, seconds, mean = self.curves[key]
+        self.canvas.restore_region(self.background)
+        self.line_s.set_data(steps, mean)
+        self.line_t.set_data(seconds, mean)
+        self.title.set_text(f"N = {key[0]}, T = {key[1]}")
+        self.axes[0].draw_artist(self.line_s)
+        self.axes[1].draw_artist(self.line_t)
+        self.axes[1].draw_artist(self.title)
         return canvas_png(self.canvas)
