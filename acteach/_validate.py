@@ -35,3 +35,9 @@ def check_probability_vectors(name: str, p: np.ndarray, what: str) -> None:
     if not np.allclose(sums, 1.0, atol=1e-8):
         worst = np.abs(sums - 1).max()
         raise ValueError(f"{name}: {what} must sum to 1, off by up to {worst:.3g}")
+
+
+def check_lam(lam: object) -> None:
+    """lam of GAE: a number in [0, 1] (0 = the TD advantage, 1 = the bootstrapped return - V)."""
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam: expected a number in [0, 1], got {lam!r}")

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from acteach._validate import check_positive_int
-from acteach.advantages import td_advantage
+from acteach.advantages import gae, n_step_return, td_advantage
 from acteach.baselines import batch_mean_baseline, optimal_constant_baseline, subtract_baseline
 from acteach.q_values import exact_q_weights, mc_q_estimate, time_indexed
 from acteach.returns import discounts, reward_to_go, total_return
@@ -244,10 +244,13 @@ def baseline_v_weights(batch: Batch, ctx: Context, value, discount_option: int) 
 
 
 def _values_at(batch: Batch, ctx: Context, value, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """V(s_t) and V(s_{t+1}) at every step, (T, N) each, from `value`: None = the exact V^pi
-    (tabular only); a table (S,) or, for a finite horizon, (H + 1, S) indexed by the step; or a
-    function of the observations (T, N, ...) -> (T, N), e.g. a fitted network."""
-    if value is None:
+    """V(s_t) and V(s_{t+1}) at every step, (T, N) each, from `value`: None or "exact" = the
+    exact V^pi (tabular only); a table (S,) or, for a finite horizon, (H + 1, S) indexed by the
+    step; or a function of the observations (T, N, ...) -> (T, N), e.g. a fitted network."""
+    if isinstance(value, str) and value != "exact":
+        raise ValueError(f"value: expected None or 'exact' (the exact V^pi), a table or a "
+                         f"function of the observations; got {value!r}")
+    if value is None or isinstance(value, str):
         mdp, logits = ctx.tabular(method)
         value = exact_values(mdp, logits).V
     if callable(value):
@@ -278,6 +281,32 @@ def advantage_td_weights(batch: Batch, ctx: Context, value, discount_option: int
     (None: the exact V^pi, which makes the estimator unbiased). -> (T, N)."""
     v, v_next = _values_at(batch, ctx, value, "advantage_td")
     adv = td_advantage(batch.rew, v, v_next, batch.terminated, batch.mask, ctx.gamma)
+    return _discount_option(adv, ctx.gamma, discount_option)
+
+
+@register("n_step", "the n-step advantage: n rewards, then gamma^n V(s_{t+n}), minus V(s_t)",
+          n=4, value=None, discount_option=2)
+def n_step_weights(batch: Batch, ctx: Context, n: int, value, discount_option: int
+                   ) -> np.ndarray:
+    """w_t = G^(n)_t - V(s_t) (`acteach.advantages.n_step_return`); value as in `_values_at`
+    (None: the exact V^pi, which makes the estimator unbiased for every n). n = 1 is
+    advantage_td; n >= the longest episode is the reward-to-go minus V(s_t). -> (T, N)."""
+    v, v_next = _values_at(batch, ctx, value, "n_step")
+    ret = n_step_return(batch.rew, v_next, batch.terminated, batch.truncated, batch.mask,
+                        ctx.gamma, n)
+    return _discount_option(subtract_baseline(ret, v, batch.mask), ctx.gamma, discount_option)
+
+
+@register("gae", "the generalised advantage estimate: sum_k (gamma lam)^k delta_{t+k}",
+          lam=0.95, value=None, discount_option=2)
+def gae_weights(batch: Batch, ctx: Context, lam: float, value, discount_option: int
+                ) -> np.ndarray:
+    """w_t = A^GAE(gamma, lam)_t (`acteach.advantages.gae`); value as in `_values_at` (None:
+    the exact V^pi, unbiased for every lam). lam = 0 is advantage_td; lam = 1 is the
+    reward-to-go minus V(s_t), bootstrapped where an episode was cut. -> (T, N)."""
+    v, v_next = _values_at(batch, ctx, value, "gae")
+    adv = gae(batch.rew, v, v_next, batch.terminated, batch.truncated, batch.mask, ctx.gamma,
+              lam)
     return _discount_option(adv, ctx.gamma, discount_option)
 
 

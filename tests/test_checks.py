@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from acteach import checks, returns, surrogate
+from acteach import advantages, checks, returns, surrogate
 
 
 def stub(*args, **kwargs):
@@ -58,6 +58,55 @@ def surrogate_numpy(logp, weights, mask):
     return surrogate.policy_gradient_surrogate(logp, weights, mask).item()
 
 
+# --- wrong gae (exercise 9.1) -----------------------------------------------------------------
+def gae_by_loop(rew, value, next_value, terminated, truncated, mask, gamma, lam,
+                cut_at_truncation=True, no_bootstrap_after="terminated", use_lam=True,
+                backward=True, use_mask=True):
+    """A student's GAE from scratch; the keyword arguments plant one mistake each."""
+    rew, value, next_value = (np.asarray(x, dtype=float) for x in (rew, value, next_value))
+    term, trunc, mask = (np.asarray(x, dtype=bool) for x in (terminated, truncated, mask))
+    if not use_mask:
+        mask = np.ones_like(mask)
+    T, N = rew.shape
+    next_valid = np.vstack([mask[1:], np.zeros((1, N), dtype=bool)])
+    no_next = {"terminated": term, "nothing": np.zeros_like(term), "done": term | trunc}
+    delta = rew + gamma * np.where(no_next[no_bootstrap_after], 0.0, next_value) - value
+    stop = term | ~next_valid | (trunc if cut_at_truncation else False)
+    factor = gamma * lam if use_lam else gamma
+    adv, carried = np.zeros((T, N)), np.zeros(N)
+    if backward:
+        for t in reversed(range(T)):
+            adv[t] = carried = delta[t] + factor * np.where(stop[t], 0.0, carried)
+    else:
+        for t in range(T):
+            adv[t] = delta[t] + factor * carried
+            carried = np.where(stop[t], 0.0, adv[t])
+    return np.where(mask, adv, 0.0)
+
+
+def planted(name, **mistake):
+    """gae_by_loop with one mistake, under the exercise's signature (the checker passes keywords)."""
+    def wrong(rew, value, next_value, terminated, truncated, mask, gamma, lam):
+        return gae_by_loop(rew, value, next_value, terminated, truncated, mask, gamma, lam,
+                           **mistake)
+    wrong.__name__ = name
+    return wrong
+
+
+gae_no_cut_at_truncation = planted("gae_no_cut_at_truncation", cut_at_truncation=False)
+gae_bootstraps_through_termination = planted("gae_bootstraps_through_termination",
+                                             no_bootstrap_after="nothing")
+gae_no_bootstrap_at_truncation = planted("gae_no_bootstrap_at_truncation",   # done = term | trunc
+                                         no_bootstrap_after="done")
+gae_forgets_lam = planted("gae_forgets_lam", use_lam=False)
+gae_forward_recursion = planted("gae_forward_recursion", backward=False)
+gae_ignores_mask = planted("gae_ignores_mask", use_mask=False)
+
+
+def gae_positional(rew, value, next_value, terminated, truncated, mask, gamma, lam):
+    return advantages.gae(rew, value, next_value, terminated, truncated, mask, gamma, lam)
+
+
 CHECKERS = {
     "reward_to_go": (checks.check_reward_to_go, returns.reward_to_go,
                      [rtg_ignores_mask, rtg_forward_cumsum, rtg_ignores_gamma,
@@ -66,6 +115,10 @@ CHECKERS = {
                                   surrogate.policy_gradient_surrogate,
                                   [surrogate_no_detach, surrogate_mean_over_steps,
                                    surrogate_ignores_mask, surrogate_wrong_sign, surrogate_numpy]),
+    "gae": (checks.check_gae, gae_positional,
+            [gae_no_cut_at_truncation, gae_bootstraps_through_termination,
+             gae_no_bootstrap_at_truncation, gae_forgets_lam, gae_forward_recursion,
+             gae_ignores_mask]),
 }
 
 
@@ -105,3 +158,22 @@ def test_an_exception_in_the_students_code_names_the_call():
         return rew[:, 99]
     with pytest.raises(checks.CheckFailed, match=r"reward_to_go\(rew=.* raised IndexError"):
         checks.check_reward_to_go(broken)
+
+
+def test_gae_checker_accepts_a_loop_written_from_scratch(capsys):
+    checks.check_gae(gae_by_loop)
+    assert "gae: all" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake,hint", [
+    (gae_no_cut_at_truncation, "stop at a truncation"),
+    (gae_bootstraps_through_termination, "terminated step has no next value"),
+    (gae_no_bootstrap_at_truncation, "truncated step still bootstraps"),
+    (gae_forgets_lam, "lam = 0.5 is missing"),
+    (gae_forward_recursion, "backwards in time"),
+    (gae_ignores_mask, "masked steps"),
+], ids=lambda x: getattr(x, "__name__", ""))
+def test_gae_checker_names_the_mistake(mistake, hint):
+    with pytest.raises(checks.CheckFailed, match=r"(?s)gae\(rew=.*expected.*got.*hint: .*"
+                       + hint):
+        checks.check_gae(mistake)

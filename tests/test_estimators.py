@@ -6,6 +6,7 @@ import pytest
 from acteach.estimators import (
     Context,
     estimate_gradient,
+    estimates_from_batch,
     gradient_statistics,
     method_weights,
     sample_estimates,
@@ -13,7 +14,8 @@ from acteach.estimators import (
     summarize,
 )
 from acteach.returns import reward_to_go, total_return
-from acteach.tabular import chain_mdp, gridworld_mdp, random_mdp, sample_trajectories, softmax_policy
+from acteach.tabular import (chain_mdp, exact_values, gridworld_mdp, random_mdp,
+                             sample_trajectories, softmax_policy)
 
 from mdps import MDPS, logits_for      # shared by the statistical tests
 
@@ -93,3 +95,114 @@ def test_summarize_by_hand():
     np.testing.assert_allclose(stats.bias, [1.0, 0.0])
     assert stats.variance == pytest.approx(4.0)      # per-component sample variances 2 + 2
     assert stats.mse == pytest.approx(((0 + 1) + (4 + 1)) / 2)   # squared errors 1 and 5
+
+
+# --- n-step and GAE weights (notebook 09) ----------------------------------------------------
+
+
+def _batch(name, n, seed):
+    mdp = MDPS[name]
+    logits = logits_for(mdp)
+    return mdp, logits, sample_trajectories(mdp, logits, n, np.random.default_rng(seed))
+
+
+def _perturbed_value(mdp, logits, states=(1, 2), shift=0.5):
+    """V^pi + shift on a few live states (on a finite horizon at every step t < H; V[H] = 0)."""
+    V = exact_values(mdp, logits).V.copy()
+    if V.ndim == 1:
+        V[list(states)] += shift
+    else:
+        V[:-1, list(states)] += shift
+    return V
+
+
+@pytest.mark.parametrize("name", MDPS)
+def test_gae_with_lam_zero_is_advantage_td_sample_by_sample(name):
+    mdp, logits, batch = _batch(name, 50, 20)
+    ctx = Context(mdp.gamma, mdp, logits)
+    for value in (None, _perturbed_value(mdp, logits)):
+        for option in (1, 2):
+            td = method_weights("advantage_td", batch, ctx, value=value, discount_option=option)
+            np.testing.assert_allclose(method_weights("gae", batch, ctx, lam=0.0, value=value,
+                                                      discount_option=option), td, atol=1e-12)
+            np.testing.assert_allclose(method_weights("n_step", batch, ctx, n=1, value=value,
+                                                      discount_option=option), td, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MDPS)
+def test_n_step_beyond_the_horizon_is_reward_to_go_minus_v(name):
+    # n >= the batch's length: every window reaches the episode's end. Episodes that terminate
+    # or stop at a finite horizon (V[H] = 0) give exactly Q_hat_t - V(s_t); the discounted MDP
+    # without horizon is cut by the sampler at the discount tail, where the bootstrap adds
+    # gamma^T V(s_T) < 1e-9.
+    mdp, logits, batch = _batch(name, 50, 21)
+    ctx = Context(mdp.gamma, mdp, logits)
+    T = len(batch.mask)
+    want = method_weights("baseline_v_exact", batch, ctx)
+    for n in (T, T + 5):
+        np.testing.assert_allclose(method_weights("n_step", batch, ctx, n=n), want, atol=1e-8)
+    np.testing.assert_allclose(method_weights("gae", batch, ctx, lam=1.0), want, atol=1e-8)
+
+
+def test_gae_lam_one_has_the_mean_of_the_exact_advantage():
+    # Common random numbers: both methods on one batch of 2,000 estimates of N = 5 chain
+    # trajectories (seed 22); the mean of the paired differences is within 4 standard errors
+    # of 0 in every component, for reward-to-go too.
+    mdp, logits, batch = _batch("chain", 10_000, 22)
+    gae1, _ = estimates_from_batch(mdp, logits, batch, "gae", 5, lam=1.0)
+    for other in ("advantage_exact", "reward_to_go"):
+        est, _ = estimates_from_batch(mdp, logits, batch, other, 5)
+        diff = (gae1 - est).reshape(len(est), -1)
+        z = np.abs(diff.mean(axis=0)) / (diff.std(axis=0, ddof=1) / np.sqrt(len(diff)) + 1e-300)
+        assert z.max() < 4, (other, z.max())
+
+
+@pytest.mark.parametrize("method,option", [("gae", 0.0), ("gae", 0.5), ("gae", 0.9),
+                                           ("gae", 1.0), ("n_step", 2), ("n_step", 5)])
+@pytest.mark.parametrize("name", MDPS)
+def test_n_step_and_gae_with_the_exact_value_are_unbiased(name, method, option):
+    # 2,000 estimates of N = 5 trajectories (seed 23): every component within 4 standard
+    # errors of exact_policy_gradient (discount option 2, the default).
+    mdp = MDPS[name]
+    key = "lam" if method == "gae" else "n"
+    stats = gradient_statistics(mdp, logits_for(mdp), method, 5, 2000, np.random.default_rng(23),
+                                **{key: option})
+    assert stats.max_bias_z < 4, stats.max_bias_z
+
+
+def test_gae_with_a_wrong_value_is_biased_below_lam_one():
+    # The gridworld (H = 20), V^pi + 0.5 on states 1 and 2 at every step t < H; 2,000
+    # estimates of N = 5 (seed 24). lam < 1 trusts the wrong V: the bias stands out (z > 4 and
+    # |bias| > 3 noise floors), the more so the smaller lam. lam = 1 only subtracts V(s_t), a
+    # baseline: unbiased (z < 4). n-step likewise: n = 1 biased, n >= H unbiased.
+    mdp = MDPS["grid"]
+    logits = logits_for(mdp)
+    wrong = _perturbed_value(mdp, logits)
+
+    def stats(method, **options):
+        return gradient_statistics(mdp, logits, method, 5, 2000, np.random.default_rng(24),
+                                   value=wrong, **options)
+
+    biased = [stats("gae", lam=lam) for lam in (0.0, 0.5, 0.9)]
+    for s in biased:
+        assert s.max_bias_z > 4 and s.bias_norm > 3 * s.noise_floor, (s.max_bias_z, s.bias_norm)
+    assert biased[0].bias_norm > biased[1].bias_norm > biased[2].bias_norm
+    assert stats("gae", lam=1.0).max_bias_z < 4
+    one = stats("n_step", n=1)
+    assert one.max_bias_z > 4 and one.bias_norm > 3 * one.noise_floor
+    assert stats("n_step", n=mdp.horizon).max_bias_z < 4
+
+
+def test_value_option_accepts_exact_and_rejects_other_strings():
+    mdp, logits, batch = _batch("chain", 20, 25)
+    ctx = Context(mdp.gamma, mdp, logits)
+    np.testing.assert_allclose(method_weights("gae", batch, ctx, value="exact"),
+                               method_weights("gae", batch, ctx, value=None))
+    with pytest.raises(ValueError, match="^value:"):
+        method_weights("gae", batch, ctx, value="fitted")
+    with pytest.raises(ValueError, match="^lam:"):
+        method_weights("gae", batch, ctx, lam=2.0)
+    with pytest.raises(ValueError, match="^n:"):
+        method_weights("n_step", batch, ctx, n=0)
+    with pytest.raises(ValueError, match="needs a tabular MDP"):
+        method_weights("gae", batch, Context(mdp.gamma))
