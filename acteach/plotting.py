@@ -352,3 +352,91 @@ def value_fits_figure(exact: np.ndarray, fits: dict[str, np.ndarray], weights: n
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 09: n-step returns and GAE, bias against variance
+# ---------------------------------------------------------------------------------------------
+
+class LambdaPlot:
+    """The n-step / GAE lab's figure: two panels on one log y axis, GAE over a grid of lam (left)
+    and the n-step advantage over a grid of n (right), x = the grid's index labelled with its
+    value. In each: |bias|^2 (exact, red), the variance of one estimate (measured, blue) and the
+    MSE (measured, black), variance and MSE with bars of +- one standard error; the current
+    setting a vertical line, the lowest MSE a star (the MSE drawn thick, the variance thin on
+    top: where the bias is 0 they coincide). Values below the axis (a zero bias) sit on its
+    floor. Axes, ticks, labels and legend are drawn once; a redraw blits the data.
+
+    lams: (L,) the lam grid; n_labels: (K,) the labels of the n grid ("1", ..., "inf");
+    y_range: (lowest, highest) value to show, which fixes the y axis.
+    """
+
+    KEYS = ("gae", "n_step")
+
+    def __init__(self, lams: Sequence[float], n_labels: Sequence[str],
+                 y_range: tuple[float, float]) -> None:
+        from matplotlib.collections import LineCollection
+
+        lo, hi = float(y_range[0]), float(y_range[1])
+        if not 0 < lo < hi:
+            raise ValueError(f"y_range: expected 0 < lowest < highest, got {y_range!r}")
+        self.floor = lo
+        self.fig = Figure(figsize=(9.5, 3.6), dpi=72)
+        self.canvas = FigureCanvasAgg(self.fig)
+        axes = self.fig.subplots(1, 2, sharey=True)
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.8, wspace=0.05)
+        ticks = ([f"{lam:g}" for lam in lams], [str(n) for n in n_labels])
+        xlabels = ("GAE lam   (0: TD advantage, 1: Monte Carlo)",
+                   "n-step n   (1: TD advantage, inf: Monte Carlo)")
+        self.x, self.artists = {}, {}
+        for key, ax, labels, xlabel in zip(self.KEYS, axes, ticks, xlabels):
+            x = np.arange(len(labels))
+            self.x[key] = x
+            ax.set_xticks(x, labels, fontsize=8)
+            ax.set(xlim=(-0.4, len(x) - 0.6), xlabel=xlabel, yscale="log", ylim=(lo, hi))
+            art = {}
+            (art["bias2"],) = ax.plot([], [], "-", color="tab:red", lw=1.8,
+                                      label="|bias|^2 (exact; 0 sits on the floor)",
+                                      animated=True)
+            (art["mse"],) = ax.plot([], [], "s-", ms=5, color="k", lw=2.4,
+                                    label="MSE = |bias|^2 + variance", animated=True)
+            (art["variance"],) = ax.plot([], [], "o-", ms=3, color="tab:blue", lw=1.1,
+                                         label="variance", animated=True)
+            for name, color in (("variance_bars", "tab:blue"), ("mse_bars", "k")):
+                art[name] = LineCollection([], colors=color, lw=1.0, animated=True)
+                ax.add_collection(art[name])
+            (art["best"],) = ax.plot([], [], "*", ms=13, color="gold", mec="k",
+                                     label="lowest MSE", animated=True)
+            art["now"] = ax.axvline(0, color="tab:red", ls=":", lw=1.2, animated=True)
+            art["title"] = ax.text(0.02, 0.97, "", transform=ax.transAxes, fontsize=8,
+                                   va="top", animated=True)
+            self.artists[key] = (ax, art)
+        axes[0].set_ylabel("per estimate (squared norm)")
+        axes[0].legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1),
+                       ncol=4, borderaxespad=0.2)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    def _bars(self, x: np.ndarray, y: np.ndarray, se: np.ndarray) -> list:
+        low, high = np.maximum(y - se, self.floor), np.maximum(y + se, self.floor)
+        return [[(xi, a), (xi, b)] for xi, a, b in zip(x, low, high)]
+
+    def draw(self, curves: dict, current: dict, best: dict, titles: dict) -> bytes:
+        """Redraw the data; -> PNG bytes. Each argument is keyed by "gae" and "n_step": curves
+        -> {"bias2", "variance", "variance_se", "mse", "mse_se"}, each an array over its grid;
+        current, best -> an index into the grid; titles -> a line of text."""
+        self.canvas.restore_region(self.background)
+        for key in self.KEYS:
+            ax, art = self.artists[key]
+            c, x = curves[key], self.x[key]
+            for name in ("bias2", "variance", "mse"):
+                art[name].set_data(x, np.maximum(c[name], self.floor))
+            art["variance_bars"].set_segments(self._bars(x, c["variance"], c["variance_se"]))
+            art["mse_bars"].set_segments(self._bars(x, c["mse"], c["mse_se"]))
+            art["best"].set_data([x[best[key]]], [max(c["mse"][best[key]], self.floor)])
+            art["now"].set_xdata([current[key]] * 2)
+            art["title"].set_text(titles[key])
+            for name in ("now", "bias2", "mse_bars", "mse", "variance_bars", "variance", "best",
+                         "title"):
+                ax.draw_artist(art[name])
+        return canvas_png(self.canvas)

@@ -8,6 +8,7 @@ trajectories of the pool, so a slider move only regroups numbers already compute
 """
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -19,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_finite, check_positive_int
 from acteach.critic import (TARGETS, FitConfig, Transitions, batch_fixed_point,
                             check_table_mdp, fit_value_table, transitions, value_error,
                             visit_distribution)
@@ -28,11 +29,11 @@ from acteach.discount import (DISCOUNT_OPTIONS, cosine, expected_gradient, undis
 from acteach.estimators import (METHODS, GradientStats, estimates_from_batch, group_means,
                                  summarize)
 from acteach.parallel import smoothed
-from acteach.plotting import (EstimatePlot, GammaPlot, _pm, _range, canvas_png, stats_table,
-                              top_components)
+from acteach.plotting import (EstimatePlot, GammaPlot, LambdaPlot, _pm, _range, canvas_png,
+                              stats_table, top_components)
 from acteach.sampling import Batch
 from acteach.tabular import (TabularMDP, check_logits, exact_policy_gradient, exact_values,
-                             sample_trajectories)
+                             sample_trajectories, softmax_policy, state_occupancy)
 
 
 @dataclass(frozen=True)
@@ -1213,3 +1214,393 @@ class _CurvesPlot:
         self.axes[1].draw_artist(self.line_t)
         self.axes[1].draw_artist(self.title)
         return canvas_png(self.canvas)
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 09: n-step returns and GAE against a wrong critic (LambdaLab)
+# ---------------------------------------------------------------------------------------------
+
+def _length_chunks(batch: Batch, quantiles: Sequence[float] = (0.5, 0.8, 0.95)
+                   ) -> list[tuple[np.ndarray, Batch]]:
+    """The trajectories of a batch in a few groups of similar length, each group cut to its
+    longest trajectory: [(columns (M,), sub-batch (T_i, M))]. One trajectory's n-step or GAE
+    weights depend on it alone, so they are the same in its sub-batch; the weight functions,
+    which loop over T on whole (T, N) arrays, then see far less padding."""
+    lengths = batch.lengths
+    order = np.argsort(lengths, kind="stable")
+    cuts = [0, *(int(q * len(order)) for q in quantiles), len(order)]
+    chunks = []
+    for start, stop in zip(cuts[:-1], cuts[1:]):
+        if stop > start:
+            cols = order[start:stop]
+            T = int(lengths[cols].max())
+            chunks.append((cols, Batch(**{k: v[:T, cols] for k, v in vars(batch).items()})))
+    return chunks
+
+
+def _mean_weight(mdp: TabularMDP, logits: np.ndarray, value: np.ndarray,
+                 lam: float | None = None, n: int | None = None) -> np.ndarray:
+    """E[w_t | s_t = s, a_t = a] (S, A), exactly, for the GAE weight (lam) or the n-step
+    advantage (n; both None: the whole return minus V(s_t)) with a critic table value (S,), on
+    an MDP without a horizon. Both weights are discounted sums of the TD errors of the episode,
+
+        w_t = sum_k c_k delta_{t+k},   c_k = (gamma lam)^k (GAE),  gamma^k [k < n] (n-step),
+
+    and E[delta_t | s, a] = r(s, a) + gamma sum_s' p(s'|s, a) [s' not terminal] V(s') - V(s).
+    So E[w_t | s, a] = E[delta_t | s, a] + c_1 sum_s' p(s'|s, a) [s' not terminal] h(s'), with
+    h(s) the expected rest of the sum from s_{t+1} = s: for GAE h = E[w | s] itself (a linear
+    solve, h = delta_pi + gamma lam P_pi h); for n steps the first n - 1 terms (n - 1 backups).
+    (Sampling cuts a gamma < 1 episode at the discount tail, 1e-10: neglected here.)"""
+    pi = softmax_policy(logits)
+    live = ~mdp.terminal
+    p_live = mdp.P * live                                    # (S, A, S): the episode goes on
+    delta = mdp.R + mdp.gamma * p_live @ value - value[:, None]          # (S, A)
+    delta_pi = (pi * delta).sum(axis=1)                                  # (S,)
+    p_pi = np.einsum("sa,sax->sx", pi, p_live)                           # (S, S)
+    h = np.zeros(mdp.n_states)
+    if n is None:                      # geometric weights: h = delta_pi + decay P_pi h
+        decay = mdp.gamma * (1.0 if lam is None else lam)
+        idx = np.flatnonzero(live)
+        h[idx] = np.linalg.solve(np.eye(idx.size) - decay * p_pi[np.ix_(idx, idx)],
+                                 delta_pi[idx])
+        return delta + decay * p_live @ h
+    for _ in range(n - 1):             # h_j = sum_{k<j} gamma^k E[delta_{t+k} | s_t = s]
+        h = delta_pi + mdp.gamma * p_pi @ h
+    return delta + mdp.gamma * p_live @ h
+
+
+@dataclass
+class LambdaStats:
+    """The LambdaLab's numbers at one setting: GAE at lam and the n-step advantage at n (None:
+    n = inf), with V_alpha = (1 - alpha) V^pi + alpha V_wrong and N = n_trajectories per
+    estimate (GradientStats each, measured on the seed's pool against the exact gradient), and
+    each one's exact |bias|^2 = |E[g_hat] - grad J|^2 (no sampling)."""
+
+    alpha: float
+    lam: float
+    n: int | None
+    n_trajectories: int
+    seed: int
+    gae: GradientStats
+    n_step: GradientStats
+    gae_bias2: float
+    n_step_bias2: float
+
+
+class LambdaLab:
+    """n-step returns and GAE with a wrong critic: bias, variance and MSE over lam and over n
+    (backs notebook 09).
+
+    Both weights are discounted sums of TD errors delta_t = r_t + gamma V(s_{t+1}) - V(s_t):
+    GAE sums all of the episode's with weights (gamma lam)^k, the n-step advantage the first n
+    with gamma^k. With the exact V^pi every lam and every n is unbiased and only the variance
+    changes (on the course's MDPs it grows towards lam = 1 and n = inf); with a wrong V the
+    short sums inherit V's error (bias), while lam = 1 and n = inf are the return minus a
+    baseline: unbiased, and the noisiest. The critic is V_alpha = (1 - alpha) V^pi +
+    alpha V_wrong, and the best lam or n by MSE moves with alpha and with N.
+
+    The weights are affine in V, so for the same trajectories the per-trajectory gradient at
+    alpha is (1 - alpha) g(V^pi) + alpha g(V_wrong). Per seed the lab samples `pool`
+    trajectories once and computes both ends for every lam and every n (common random numbers);
+    a slider move only mixes and regroups cached numbers, and the plot is blitted. The |bias|^2
+    curves are exact (`expected_gradient`: E[w_t | s_t, a_t] solves a linear system).
+    n = inf is computed as GAE with lam = 1: on a tabular batch the two are the same numbers.
+
+    mdp, logits: a tabular MDP without a horizon and the (S, A) logits; v_wrong: (S,) the wrong
+    table (default zeros: a critic that has learned nothing); lams, n_values (None = inf) and
+    n_trajectories_values: the grids offered; pool: trajectories sampled per seed. Best on an
+    episodic MDP: on a continuing one (gamma < 1, no terminal state) every trajectory runs to
+    the discount tail, and a pool takes seconds (5 s for 4000 trajectories of 219 steps).
+    """
+
+    LAMS = (0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 1.0)
+    N_STEPS = (1, 2, 3, 5, 10, 20, None)
+    N_TRAJECTORIES = (1, 3, 10, 30, 100)
+    ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
+
+    def __init__(self, mdp: TabularMDP, logits: np.ndarray, v_wrong: np.ndarray | None = None,
+                 lams: Sequence[float] = LAMS, n_values: Sequence[int | None] = N_STEPS,
+                 n_trajectories_values: Sequence[int] = N_TRAJECTORIES, pool: int = 6000
+                 ) -> None:
+        check_table_mdp(mdp)
+        check_positive_int("pool", pool)
+        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        self.v_exact = exact_values(mdp, self.logits).V
+        self.v_wrong = (np.zeros(mdp.n_states) if v_wrong is None
+                        else np.asarray(v_wrong, dtype=float))
+        if self.v_wrong.shape != (mdp.n_states,):
+            raise ValueError(f"v_wrong: expected a table ({mdp.n_states},), "
+                             f"got {self.v_wrong.shape}")
+        check_finite("v_wrong", self.v_wrong)
+        self.lams = self._grid("lams", lams, real=True)
+        finite = [n for n in n_values if n is not None and n != "inf"]
+        self.n_values = self._grid("n_values", finite) + ((None,) if len(finite) < len(n_values)
+                                                          else ())
+        if len(n_values) - len(finite) > 1:
+            raise ValueError("n_values: expected inf (None) at most once")
+        self.n_trajectories_values = self._grid("n_trajectories_values", n_trajectories_values)
+        if 2 * self.n_trajectories_values[-1] > pool:
+            raise ValueError(f"pool: {pool} trajectories leave fewer than 2 estimates at N = "
+                             f"{self.n_trajectories_values[-1]}; raise pool or lower "
+                             "n_trajectories_values")
+        self.pool = pool
+        self.exact = exact_policy_gradient(mdp, self.logits)
+        self.visits = visit_distribution(mdp, self.logits)
+        self.settings = [("gae", lam) for lam in self.lams] + [("n_step", n)
+                                                               for n in self.n_values]
+        self._expected = {s: (self.expected_gradient(s, 0.0), self.expected_gradient(s, 1.0))
+                          for s in self.settings}
+        self._pools: OrderedDict[int, tuple[Batch, dict]] = OrderedDict()
+        self._stats: OrderedDict[tuple, dict[tuple, GradientStats]] = OrderedDict()
+        self._plot: LambdaPlot | None = None
+
+    @staticmethod
+    def _grid(name: str, values: Sequence, real: bool = False) -> tuple:
+        """values as an increasing tuple of distinct positive ints (or numbers in [0, 1])."""
+        values = tuple(values)
+        if not values:
+            raise ValueError(f"{name}: expected at least one value, got {values!r}")
+        for v in values:
+            if real:
+                if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v <= 1:
+                    raise ValueError(f"{name}: expected numbers in [0, 1], got {v!r}")
+            else:
+                check_positive_int(name, v)
+        values = tuple(float(v) for v in values) if real else tuple(int(v) for v in values)
+        if list(values) != sorted(set(values)):
+            raise ValueError(f"{name}: expected increasing distinct values, got {values}")
+        return values
+
+    # -- the critic and the exact expectations --------------------------------------------
+
+    def blend(self, alpha: float) -> np.ndarray:
+        """V_alpha = (1 - alpha) V^pi + alpha V_wrong, (S,)."""
+        return (1.0 - alpha) * self.v_exact + alpha * self.v_wrong
+
+    @staticmethod
+    def label(setting: tuple) -> str:
+        """('gae', 0.9) -> 'gae lam=0.9'; ('n_step', None) -> 'n_step n=inf'."""
+        method, x = setting
+        if method == "gae":
+            return f"gae lam={x:g}"
+        return f"n_step n={'inf' if x is None else x}"
+
+    def expected_gradient(self, setting: tuple, alpha: float) -> np.ndarray:
+        """E[g_hat] (S, A) exactly, for ('gae', lam) or ('n_step', n) with V_alpha (discount
+        option 2, as the lab's estimates): sum_s d(s) pi(b|s) (q(s, b) - sum_a pi(a|s) q(s, a))
+        with q(s, a) = E[w_t | s_t = s, a_t = a]. With V^pi (alpha = 0) it is grad J."""
+        method, x = setting
+        options = {"lam": x} if method == "gae" else {"n": x}
+        q = _mean_weight(self.mdp, self.logits, self.blend(alpha), **options)
+        pi = softmax_policy(self.logits)
+        d = state_occupancy(self.mdp, self.logits)
+        return d[:, None] * pi * (q - (pi * q).sum(axis=1, keepdims=True))
+
+    def bias2(self, setting: tuple, alpha: float) -> float:
+        """|E[g_hat] - grad J|^2 with V_alpha, exact (the expectation is affine in alpha)."""
+        at_exact, at_wrong = self._expected[setting]
+        mean = (1.0 - alpha) * at_exact + alpha * at_wrong
+        return float(np.sum((mean - self.exact) ** 2))
+
+    # -- the pool of a seed -------------------------------------------------------------------
+
+    def _method(self, setting: tuple) -> tuple[str, dict]:
+        """The estimator method and options of a setting; n = inf is GAE with lam = 1."""
+        method, x = setting
+        if method == "n_step" and x is None:
+            return "gae", {"lam": 1.0}
+        return method, {"lam": x} if method == "gae" else {"n": x}
+
+    def _gradients(self, chunks: list, method: str, value: np.ndarray, options: dict
+                   ) -> np.ndarray:
+        """Per-trajectory gradients (pool, S, A) of one method with the critic `value`."""
+        out = np.empty((self.pool, *self.exact.shape))
+        for cols, sub in chunks:
+            out[cols] = estimates_from_batch(self.mdp, self.logits, sub, method, 1,
+                                             value=value, **options)[0]
+        return out
+
+    def _pool(self, seed: int) -> tuple[Batch, dict[tuple, tuple[np.ndarray, np.ndarray]]]:
+        """The seed's trajectories, and per setting the per-trajectory gradients (pool, S, A)
+        with V^pi and with V_wrong (cached, the last 3 seeds)."""
+        if seed not in self._pools:
+            batch = sample_trajectories(self.mdp, self.logits, self.pool,
+                                        np.random.default_rng(seed))
+            chunks, done, per = _length_chunks(batch), {}, {}
+            for setting in self.settings:
+                method, options = self._method(setting)
+                key = (method, *options.items())
+                if key not in done:
+                    done[key] = tuple(self._gradients(chunks, method, v, options)
+                                      for v in (self.v_exact, self.v_wrong))
+                per[setting] = done[key]
+            self._pools[seed] = (batch, per)
+            while len(self._pools) > 3:
+                dropped, _ = self._pools.popitem(last=False)
+                for key in [k for k in self._stats if k[2] == dropped]:
+                    del self._stats[key]
+        self._pools.move_to_end(seed)
+        return self._pools[seed]
+
+    def batch(self, seed: int = 0) -> Batch:
+        """The trajectories of a seed's pool (estimate r uses trajectories r N .. r N + N - 1)."""
+        self._check_seed(seed)
+        return self._pool(seed)[0]
+
+    def _all_stats(self, alpha: float, n_trajectories: int, seed: int
+                   ) -> dict[tuple, GradientStats]:
+        """setting -> GradientStats at (alpha, N, seed), every setting (cached)."""
+        key = (float(alpha), n_trajectories, seed)
+        if key not in self._stats:
+            _, per = self._pool(seed)
+            self._stats[key] = {
+                s: summarize(self.label(s), (1.0 - alpha) * group_means(g0, n_trajectories)
+                             + alpha * group_means(g1, n_trajectories), self.exact,
+                             n_trajectories)
+                for s, (g0, g1) in per.items()}
+            while len(self._stats) > 4:
+                self._stats.popitem(last=False)
+        self._stats.move_to_end(key)
+        return self._stats[key]
+
+    # -- what the sliders ask -------------------------------------------------------------------
+
+    @staticmethod
+    def _check_seed(seed: int) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+
+    def _check(self, alpha: float, lam: float, n, n_trajectories: int, seed: int
+               ) -> tuple[float, int | None]:
+        """The grid's lam and n (None for inf), or a ValueError naming the bad argument."""
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+            raise ValueError(f"lam: expected one of {self.lams}, got {lam!r}")
+        found = [g for g in self.lams if abs(g - lam) <= 1e-12]
+        if not found:
+            raise ValueError(f"lam: expected one of {self.lams}, got {lam!r}")
+        if n == "inf":
+            n = None
+        if isinstance(n, bool) or n not in self.n_values:
+            shown = tuple("inf" if v is None else v for v in self.n_values)
+            raise ValueError(f"n: expected one of {shown} ('inf' or None: the whole return), "
+                             f"got {n!r}")
+        n = self.n_values[self.n_values.index(n)]
+        if isinstance(n_trajectories, bool) or n_trajectories not in self.n_trajectories_values:
+            raise ValueError(f"n_trajectories: expected one of {self.n_trajectories_values}, "
+                             f"got {n_trajectories!r}")
+        self._check_seed(seed)
+        return found[0], n
+
+    def update(self, alpha: float, lam: float, n: int | str | None, n_trajectories: int,
+               seed: int = 0) -> LambdaStats:
+        """GAE at lam and the n-step advantage at n ('inf' or None: the whole return), critic
+        V_alpha, estimates of N = n_trajectories trajectories from the seed's pool."""
+        lam, n = self._check(alpha, lam, n, n_trajectories, seed)
+        stats = self._all_stats(alpha, n_trajectories, seed)
+        return LambdaStats(float(alpha), lam, n, n_trajectories, seed, stats["gae", lam],
+                           stats["n_step", n], self.bias2(("gae", lam), alpha),
+                           self.bias2(("n_step", n), alpha))
+
+    def curves(self, alpha: float, n_trajectories: int, seed: int = 0
+               ) -> dict[str, dict[str, np.ndarray]]:
+        """'gae' (over the lam grid) and 'n_step' (over the n grid) -> {'x': the grid,
+        'bias2' (exact), 'variance', 'variance_se', 'mse', 'mse_se', 'bias_norm' (measured),
+        'noise_floor'}, each an array over the grid."""
+        self._check(alpha, self.lams[0], self.n_values[0], n_trajectories, seed)
+        stats = self._all_stats(alpha, n_trajectories, seed)
+        out = {}
+        for method, grid in (("gae", self.lams), ("n_step", self.n_values)):
+            rows = [stats[method, x] for x in grid]
+            out[method] = {"x": np.array(grid, dtype=object if method == "n_step" else float),
+                           "bias2": np.array([self.bias2((method, x), alpha) for x in grid])}
+            for f in ("variance", "variance_se", "mse", "mse_se", "bias_norm", "noise_floor"):
+                out[method][f] = np.array([getattr(s, f) for s in rows])
+        return out
+
+    def best(self, alpha: float, n_trajectories: int, seed: int = 0) -> tuple[float, int | None]:
+        """(the lam, the n) of the grids with the lowest measured MSE."""
+        c = self.curves(alpha, n_trajectories, seed)
+        return (self.lams[int(np.argmin(c["gae"]["mse"]))],
+                self.n_values[int(np.argmin(c["n_step"]["mse"]))])
+
+    def readout(self, stats: LambdaStats) -> str:
+        """The numbers behind the plot, as text."""
+        a, N = stats.alpha, stats.n_trajectories
+        err = value_error(self.blend(a), self.v_exact, self.visits)
+        rows = [(f"GAE lam = {stats.lam:g}", stats.gae, stats.gae_bias2),
+                (f"n-step n = {'inf' if stats.n is None else stats.n}", stats.n_step,
+                 stats.n_step_bias2)]
+        head = (f"{'weight':<22}{'|bias|^2 exact':>15}{'variance':>22}{'MSE':>22}"
+                f"{'|bias| measured / noise':>25}")
+        lines = [f"V_alpha = (1 - {a:g}) V^pi + {a:g} V_wrong: RMS error to V^pi {err:.3g} "
+                 f"(visit-weighted; V_wrong's: "
+                 f"{value_error(self.v_wrong, self.v_exact, self.visits):.3g})",
+                 f"N = {N} trajectories per estimate, {stats.gae.n_repeats} estimates from one "
+                 f"pool of {self.pool} (seed {stats.seed});  |grad J|^2 = "
+                 f"{np.sum(self.exact ** 2):.4g}", "", head, "-" * len(head)]
+        for label, s, b2 in rows:
+            ratio = s.bias_norm / max(s.noise_floor, 1e-300)
+            lines.append(f"{label:<22}{b2:>15.4g}{_pm(s.variance, s.variance_se):>22}"
+                         f"{_pm(s.mse, s.mse_se):>22}{ratio:>25.1f}")
+        best_lam, best_n = self.best(a, N, stats.seed)
+        stats_all = self._all_stats(a, N, stats.seed)
+        lo_gae, lo_n = stats_all["gae", best_lam], stats_all["n_step", best_n]
+        lines += ["", f"lowest MSE at N = {N}: GAE at lam = {best_lam:g} "
+                      f"({_pm(lo_gae.mse, lo_gae.mse_se)}), n-step at n = "
+                      f"{'inf' if best_n is None else best_n} ({_pm(lo_n.mse, lo_n.mse_se)})",
+                  "(|bias| measured / noise about 1 or less: no bias visible in this pool)"]
+        return "\n".join(lines)
+
+    def render(self, alpha: float, lam: float, n: int | str | None, n_trajectories: int,
+               seed: int = 0) -> tuple[bytes, str]:
+        """PNG bytes of the two panels and the readout. Axes fixed on first use (from seed 0:
+        the variance of one trajectory at alpha = 0 and 1, down to the largest N); redraws
+        blit."""
+        stats = self.update(alpha, lam, n, n_trajectories, seed)
+        if self._plot is None:
+            self._plot = self._make_plot()
+        c = self.curves(alpha, n_trajectories, seed)
+        current = {"gae": self.lams.index(stats.lam), "n_step": self.n_values.index(stats.n)}
+        best = {k: int(np.argmin(c[k]["mse"])) for k in c}
+        titles = {"gae": f"lam = {stats.lam:g}: MSE {stats.gae.mse:.3g}",
+                  "n_step": f"n = {'inf' if stats.n is None else stats.n}: MSE "
+                            f"{stats.n_step.mse:.3g}   (alpha = {stats.alpha:g}, N = "
+                            f"{stats.n_trajectories})"}
+        return self._plot.draw(c, current, best, titles), self.readout(stats)
+
+    def _make_plot(self) -> LambdaPlot:
+        ends = [self._all_stats(a, 1, 0) for a in (0.0, 1.0)]
+        variance = np.array([s.variance for e in ends for s in e.values()])
+        top = max(s.mse + 2 * s.mse_se for e in ends for s in e.values())
+        low = variance[variance > 0].min() / self.n_trajectories_values[-1] / 3.0
+        return LambdaPlot(self.lams, ["inf" if n is None else str(n) for n in self.n_values],
+                          (low, top * 2.0))
+
+    def widget(self, alpha: float = 1.0, lam: float = 0.9, n: int | str | None = 5,
+               n_trajectories: int = 10, seed: int = 0) -> W.VBox:
+        """The interactive lab: alpha, N, lam and n sliders; the two panels and the readout."""
+        lam, n = self._check(alpha, lam, n, n_trajectories, seed)
+        alphas = sorted({*self.ALPHAS, float(alpha)})
+        alpha_w = W.SelectionSlider(options=alphas, value=float(alpha), description="alpha",
+                                    continuous_update=False)
+        n_traj_w = W.SelectionSlider(options=self.n_trajectories_values, value=n_trajectories,
+                                     description="N", continuous_update=False)
+        lam_w = W.SelectionSlider(options=self.lams, value=lam, description="lam",
+                                  continuous_update=False)
+        n_w = W.SelectionSlider(options=[("inf" if v is None else str(v),
+                                          "inf" if v is None else v) for v in self.n_values],
+                                value="inf" if n is None else n, description="n",
+                                continuous_update=False)
+        image, readout = W.Image(format="png"), W.HTML()
+
+        def redraw(_=None) -> None:
+            image.value, text = self.render(alpha_w.value, lam_w.value, n_w.value,
+                                            n_traj_w.value, seed)
+            readout.value = f"<pre>{text}</pre>"
+
+        for control in (alpha_w, n_traj_w, lam_w, n_w):
+            control.observe(redraw, names="value")
+        redraw()
+        return W.VBox([W.HBox([alpha_w, n_traj_w]), W.HBox([lam_w, n_w]), image, readout])

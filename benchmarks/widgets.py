@@ -15,7 +15,8 @@ import numpy as np
 from _common import report
 from acteach.critic import residual_fixed_point
 from acteach.tabular import chain_mdp, gridworld_mdp
-from acteach.widgets import CriticBiasLab, CriticLab, DiscountLab, QLab, VarianceLab
+from acteach.widgets import (CriticBiasLab, CriticLab, DiscountLab, LambdaLab, QLab,
+                             VarianceLab)
 
 CHAIN = chain_mdp(n_states=5, slip=0.1)
 PREFERS_RIGHT = np.tile([0.0, 1.0], (CHAIN.n_states, 1))
@@ -68,6 +69,17 @@ def discount_moves(lab: DiscountLab) -> dict[str, list[Callable[[], object]]]:
             "N": [draw(middle, n) for _ in range(3) for n in lab.n_values]}
 
 
+def lambda_moves(lab: LambdaLab) -> dict[str, list[Callable[[], object]]]:
+    """Every move mixes and regroups the cached pool; a new (alpha, N) summarises all settings."""
+    draw = lambda a, lam, n, N: lambda: lab.render(a, lam, n, N)          # noqa: E731
+    return {"first display": [draw(1.0, 0.9, 5, 10)],
+            "lam": [draw(1.0, lam, 5, 10) for _ in range(2) for lam in lab.lams],
+            "n": [draw(1.0, 0.9, "inf" if n is None else n, 10) for _ in range(2)
+                  for n in lab.n_values],
+            "alpha": [draw(a, 0.9, 5, 10) for _ in range(2) for a in lab.ALPHAS],
+            "N": [draw(1.0, 0.9, 5, N) for _ in range(2) for N in lab.n_trajectories_values]}
+
+
 def notebook_widgets() -> dict[str, Callable[[], dict]]:
     """Each notebook's widget, built lazily (construction is part of the first display)."""
     return {
@@ -81,6 +93,7 @@ def notebook_widgets() -> dict[str, Callable[[], dict]]:
             CriticBiasLab(CHAIN, PREFERS_RIGHT, residual_fixed_point(CHAIN, PREFERS_RIGHT))),
         "05 discount": lambda: discount_moves(DiscountLab(
             LONG_CHAIN, np.tile([0.0, 1.0], (LONG_CHAIN.n_states, 1)), n_values=(1, 10, 100))),
+        "09 n-step and GAE": lambda: lambda_moves(LambdaLab(CHAIN, PREFERS_RIGHT)),
     }
 
 
