@@ -50,7 +50,7 @@ class Config:
     """gymnasium id of an env with discrete actions and vector observations."""
     n_envs: int = 8
     """N, the number of environments stepped in parallel."""
-    n_steps: int = 16
+    n_steps: int = 4
     """T, steps per env per update (a rollout is T * N transitions)."""
     gamma: float = 0.99
     """Discount factor in [0, 1]."""
@@ -64,7 +64,7 @@ class Config:
     """Hidden layer sizes of both the policy and the critic."""
     ent_coef: float = 0.0
     """Weight of the entropy bonus in the actor loss (0 = none)."""
-    normalize_adv: bool = False
+    normalize_adv: bool = True
     """Standardise advantages over the valid steps of each rollout before the actor step."""
     max_grad_norm: float | None = 0.5
     """Clip each network's gradient to this global norm; None = no clipping."""
@@ -140,6 +140,32 @@ def _check_next_step_autoreset(envs: Any) -> None:
         raise ValueError(f"envs: expected next-step autoreset, got autoreset_mode={mode}")
 
 
+def valid_steps(terminated: np.ndarray, truncated: np.ndarray, autoreset: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Which steps of a vector-env rollout are transitions of the MDP (exercise 7.1).
+
+    terminated, truncated: (T, N) bool, as envs.step returned them over T calls (on gymnasium's
+    reset step both are False); autoreset: (N,) bool, True for the envs whose step just before
+    this rollout ended an episode. With next-step autoreset, the step after an episode's end
+    (terminated or truncated) only resets that env: it is not a transition.
+    -> (mask (T, N) bool, autoreset (N,) bool to pass on to the next rollout).
+    """
+    terminated = np.asarray(terminated, dtype=bool)
+    truncated = np.asarray(truncated, dtype=bool)
+    autoreset = np.asarray(autoreset, dtype=bool)
+    if terminated.ndim != 2 or truncated.shape != terminated.shape:
+        raise ValueError(f"truncated: expected the (T, N) shape of terminated "
+                         f"{terminated.shape}, got {truncated.shape}")
+    if autoreset.shape != terminated.shape[1:]:
+        raise ValueError(f"autoreset: expected shape ({terminated.shape[1]},), got "
+                         f"{autoreset.shape}")
+    mask = np.empty_like(terminated)
+    for t in range(len(terminated)):
+        mask[t] = ~autoreset
+        autoreset = (terminated[t] | truncated[t]) & mask[t]
+    return mask, autoreset
+
+
 def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np.ndarray,
             n_steps: int, generator: torch.Generator) -> tuple[Batch, np.ndarray, np.ndarray]:
     """Step the N envs n_steps times with a ~ pi_theta(. | obs).
@@ -172,9 +198,12 @@ def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np
 # 2-5. Fit V_phi, advantage, policy gradient, update theta
 # ---------------------------------------------------------------------------------------------
 
-def critic_targets(critic: ValueNet, record: Batch, config: Config) -> np.ndarray:
-    """y: (T, N) float64, the critic's target (stop-gradient: computed from V without a graph)."""
-    next_value = critic.predict(record.next_obs)                             # V(s_{t+1}), (T, N)
+def critic_targets(critic: ValueNet, record: Batch, config: Config,
+                   next_value: np.ndarray | None = None) -> np.ndarray:
+    """y: (T, N) float64, the critic's target (stop-gradient: computed from V without a graph).
+    next_value: V(s_{t+1}) (T, N) if already computed, else the critic is run on next_obs."""
+    if next_value is None:
+        next_value = critic.predict(record.next_obs)                         # V(s_{t+1}), (T, N)
     if config.target == "one_step":
         return bootstrapped_target(record.rew, next_value, record.terminated, record.mask,
                                    config.gamma)
@@ -221,17 +250,18 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
     """
     mask = torch.as_tensor(record.mask)
     n_valid = max(int(mask.sum()), 1)
-    y = torch.as_tensor(critic_targets(critic, record, config), dtype=critic.dtype)   # (T, N)
+    value, next_value = critic(np.stack([record.obs, record.next_obs]))      # one forward pass
+    y = critic_targets(critic, record, config, next_value.detach().double().numpy())
+    y = torch.as_tensor(y, dtype=critic.dtype)                               # (T, N), a constant
 
-    value = critic(record.obs)                                                # V_phi(s_t), (T, N)
-    critic_loss = torch.where(mask, (y - value) ** 2, 0.0).sum() / n_valid
+    critic_loss = torch.where(mask, (y - value) ** 2, 0.0).sum() / n_valid    # value = V_phi(s_t)
 
     adv = torch.where(mask, y - value.detach(), 0.0)                          # A_t, no gradient
     if config.normalize_adv and n_valid > 1:
         adv = torch.where(mask, (adv - adv[mask].mean()) / (adv[mask].std() + 1e-8), 0.0)
-    logp = policy.log_prob(record.obs, record.act)                            # (T, N)
+    logp, entropy = policy.log_prob_and_entropy(record.obs, record.act)      # (T, N) each
     surrogate = policy_gradient_surrogate(logp, adv, mask) * mask.shape[1] / n_valid
-    entropy = torch.where(mask, policy(record.obs).entropy(), 0.0).sum() / n_valid
+    entropy = torch.where(mask, entropy, 0.0).sum() / n_valid
     actor_loss = -surrogate - config.ent_coef * entropy
     # the critic loss moves only phi and the actor loss only theta (adv is detached), so one
     # backward pass of their sum gives each optimiser its own gradient

@@ -800,6 +800,85 @@ def check_actor_critic_losses(fn: Callable) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Notebook 07: the valid steps of a vector-env rollout
+# ---------------------------------------------------------------------------------------------
+
+def _vector_env_flags(rng: np.random.Generator, T: int, N: int, end_prob: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(terminated, truncated, autoreset) as T calls of a next-step-autoreset vector env give
+    them: an episode ends at a step with probability end_prob (terminated or truncated alike);
+    the step after an end is a reset step (both flags False); some envs enter the rollout right
+    after an episode's end (autoreset True)."""
+    autoreset = rng.random(N) < 0.3
+    terminated, truncated = np.zeros((T, N), bool), np.zeros((T, N), bool)
+    resetting = autoreset.copy()
+    for t in range(T):
+        ends = ~resetting & (rng.random(N) < end_prob)
+        kind = rng.random(N) < 0.5
+        terminated[t], truncated[t] = ends & kind, ends & ~kind
+        resetting = ends
+    return terminated, truncated, autoreset
+
+
+def _valid_steps_cases(rng: np.random.Generator) -> list[tuple[str, tuple]]:
+    b = np.array
+    by_hand = (b([[0, 0], [1, 0], [0, 0], [0, 0], [0, 0]], dtype=bool),     # terminated
+               b([[0, 0], [0, 0], [0, 0], [0, 1], [0, 0]], dtype=bool),     # truncated
+               b([False, True]))                                          # autoreset
+    cases = [("a hand-worked rollout (env 0 terminates at t = 1, env 1 starts with a reset step "
+              "and is truncated at t = 3)", by_hand),
+             ("a rollout whose last step ends an episode",
+              (b([[0], [0], [1]], dtype=bool), b([[0], [0], [0]], dtype=bool), b([False])))]
+    for T, N, p in ((6, 3, 0.3), (12, 5, 0.5), (1, 4, 0.5), (20, 8, 0.2)):
+        cases.append((f"random flags of {N} envs x {T} steps", _vector_env_flags(rng, T, N, p)))
+    return cases
+
+
+def _valid_steps_hint(args: tuple, got_mask: np.ndarray) -> str:
+    """Name the likely mistake from what the student's mask looks like."""
+    terminated, truncated, autoreset = args
+    done = terminated | truncated
+    if np.array_equal(got_mask, ~done):
+        return ("the step that ends an episode IS a transition (its reward and next_obs are "
+                "real); it is the step after it, gymnasium's reset step, that is not")
+    from acteach.actor_critic import valid_steps
+    if np.array_equal(got_mask, valid_steps(terminated, truncated, np.zeros_like(autoreset))[0]):
+        return ("the first step of an env whose previous step (in the last rollout) ended an "
+                "episode is a reset step: start from the autoreset argument")
+    if np.array_equal(got_mask, valid_steps(terminated, np.zeros_like(truncated), autoreset)[0]):
+        return "a truncated episode ends too: the env resets after it as after a termination"
+    return "mask[t] is False exactly where the env's previous step ended an episode"
+
+
+def check_valid_steps(fn: Callable) -> None:
+    """Exercise 7.1: fn(terminated, truncated, autoreset) must return (mask, autoreset) as
+    `acteach.actor_critic.valid_steps` does, on hand-worked and random next-step-autoreset
+    rollouts."""
+    from acteach.actor_critic import valid_steps
+
+    cases = _valid_steps_cases(np.random.default_rng(7))
+    for label, args in cases:
+        call = f"valid_steps(terminated, truncated, autoreset) on {label}"
+        got = _call(fn, call, *(a.copy() for a in args))
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise CheckFailed(f"{call}: expected a pair (mask, autoreset), got "
+                              f"{type(got).__name__}")
+        mask, carry = valid_steps(*args)
+        got_mask = np.asarray(got[0])
+        hint = _valid_steps_hint(args, got_mask.astype(bool)) if got_mask.shape == mask.shape \
+            else ""
+        if len(args[0]) <= 6:
+            call += (f"\n  terminated.T = {_show(args[0].T.astype(int))}, truncated.T = "
+                     f"{_show(args[1].T.astype(int))}, autoreset = {_show(args[2].astype(int))}")
+        _compare(f"{call}\n  mask", mask.astype(float), got_mask.astype(float), hint=hint)
+        _compare(f"{call}\n  autoreset returned", carry.astype(float),
+                 np.asarray(got[1]).astype(float),
+                 hint="return the autoreset flags after the last step: True where the last "
+                      "step was valid and ended an episode")
+    _passed("valid_steps", len(cases))
+
+
+# ---------------------------------------------------------------------------------------------
 # Notebook 09: n-step returns and GAE
 # ---------------------------------------------------------------------------------------------
 

@@ -108,6 +108,17 @@ class CategoricalPolicy(nn.Module):
         logp_all = torch.log_softmax(logits, dim=-1)
         return logp_all.gather(-1, act.unsqueeze(-1)).squeeze(-1)
 
+    def log_prob_and_entropy(self, obs: ArrayLike, act: ArrayLike
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi(act | obs), entropy of pi(. | obs)) from one forward pass: (...) each."""
+        logp_all = torch.log_softmax(self.logits(obs), dim=-1)                  # (..., A)
+        act = _as_tensor(act, torch.long)
+        if tuple(act.shape) != tuple(logp_all.shape[:-1]):
+            raise ValueError(f"act: expected shape {tuple(logp_all.shape[:-1])} (obs without "
+                             f"its last axis), got {tuple(act.shape)}")
+        entropy = -(logp_all.exp() * logp_all).sum(dim=-1)
+        return logp_all.gather(-1, act.unsqueeze(-1)).squeeze(-1), entropy
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
         """Sample a ~ pi(. | obs), no gradient. obs: (N, D) -> (N,) int64 actions.

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-import acteach.parallel as parallel
 from acteach.actor_critic import Config, train_a2c, train_online_actor_critic
-from acteach.parallel import gradient_noise, learning_grid, smoothed
+from acteach.parallel import (gradient_noise, learning_grid, signal_estimate, smoothed,
+                              window_variance)
 from acteach.widgets import ParallelLab
 
 
@@ -29,56 +29,79 @@ def test_online_is_the_one_by_one_cell_of_the_grid():
     np.testing.assert_allclose(online.losses["critic_loss"], cell.losses["critic_loss"])
 
 
-def _iid_gradients(mean, sigma, length, n_envs, seed):
-    """A stand-in for transition_gradients: i.i.d. N(mean, sigma^2 I) per transition."""
-    rng = np.random.default_rng(seed)
-    g = mean + sigma * rng.standard_normal((length, n_envs, len(mean)))
-    return torch.as_tensor(g), np.ones((length, n_envs), dtype=bool)
+def test_window_variance_on_iid_gradients():
+    """Independent N(mean, sigma^2 I) gradients: Var of a T-step mean is P sigma^2 / T.
+    Seed 0; tolerance 4 standard errors (from the windows' spread)."""
+    P, sigma, L, N = 4, 1.5, 256, 64
+    rng = np.random.default_rng(0)
+    g = torch.as_tensor(0.3 + sigma * rng.standard_normal((L, N, P)))
+    mask = np.ones((L, N), dtype=bool)
+    for T in (1, 4, 16):
+        variance, se = window_variance(g, mask, T)
+        assert abs(variance - P * sigma**2 / T) < 4 * se
 
 
-def test_gradient_noise_on_iid_gradients(monkeypatch):
-    """Independent transitions: Var of a T-step mean is P sigma^2 / T, T_eff = T, and the
-    signal is |mean|^2. Seed 0; tolerance 4 standard errors (each SE from the windows'
-    spread; for the signal, the SE of a dot product of two independent means)."""
-    mean, sigma, length, n_envs = np.array([0.3, -0.2, 0.1, 0.0]), 1.5, 256, 64
-    monkeypatch.setattr(parallel, "transition_gradients",
-                        lambda *a, **k: _iid_gradients(mean, sigma, length, n_envs, 0))
-    noise = gradient_noise(None, None, n_steps=(1, 4, 16), n_envs=n_envs, length=length)
-    expected = len(mean) * sigma**2 / noise.n_steps
-    assert np.all(np.abs(noise.variance - expected) < 4 * noise.variance_se)
-    half = length * n_envs / 2
-    signal_se = np.sqrt(2 * np.sum(mean**2) * sigma**2 / half + len(mean) * sigma**4 / half**2)
-    assert abs(noise.signal - np.sum(mean**2)) < 4 * signal_se
-    assert noise.effective_steps(1) == 1.0
-    assert noise.variance_of(8, 4) == pytest.approx(noise.variance[1] / 8)
-    assert noise.snr(8, 4) == pytest.approx(noise.signal / noise.variance_of(8, 4))
+def test_window_variance_averages_over_valid_steps_only():
+    g = torch.zeros(4, 1, 1)
+    g[:, 0, 0] = torch.tensor([2.0, 0.0, 4.0, 6.0])      # step 1 masked: its gradient is 0
+    mask = np.array([[True], [False], [True], [True]])
+    variance, _ = window_variance(g, mask, 2)             # window means 2 and 5
+    assert variance == pytest.approx(np.var([2.0, 5.0], ddof=1))
 
 
-def test_gradient_noise_on_cartpole_smoke():
+def test_signal_estimate_is_unbiased_where_the_plain_mean_is_not():
+    """|E g|^2 = 0.14 from 32 envs of 10 i.i.d. N(mean, 2^2 I) steps: 400 repetitions
+    (seed 1). The estimate's average is within 4 SE of the truth; |mean g|^2 is biased up by
+    tr Cov / (number of steps) = 16 / 320 = 0.05: its average is within 4 SE of truth + 0.05
+    and more than 4 SE above the truth."""
+    mean, sigma, N, steps = np.array([0.3, -0.2, 0.1, 0.0]), 2.0, 32, 10
+    rng = np.random.default_rng(1)
+    estimates, plain = [], []
+    for _ in range(400):
+        g = mean + sigma * rng.standard_normal((N, steps, len(mean)))
+        estimate, _ = signal_estimate(g.sum(axis=1), np.full(N, steps))
+        estimates.append(estimate)
+        plain.append(np.sum(g.mean(axis=(0, 1)) ** 2))
+    truth, se = np.sum(mean**2), np.std(estimates) / np.sqrt(len(estimates))
+    assert abs(np.mean(estimates) - truth) < 4 * se
+    plain_se = np.std(plain) / np.sqrt(len(plain))
+    assert abs(np.mean(plain) - truth - 16 / (N * steps)) < 4 * plain_se
+    assert np.mean(plain) - truth > 4 * plain_se
+
+
+def test_signal_estimate_jackknife_se_matches_the_spread():
+    """The jackknife SE of one estimate is within 25% of the spread over 300 repetitions
+    (seed 2)."""
+    rng = np.random.default_rng(2)
+    draws = [signal_estimate((0.2 + rng.standard_normal((40, 30, 3))).sum(axis=1),
+                             np.full(40, 30)) for _ in range(300)]
+    spread, se = np.std([d[0] for d in draws]), np.mean([d[1] for d in draws])
+    assert se == pytest.approx(spread, rel=0.25)
+
+
+def test_gradient_noise_on_cartpole():
     history = train_a2c(Config(total_steps=500, seed=0), progress=False)
     noise = gradient_noise(history.policy, history.critic, n_steps=(1, 2, 8), n_envs=4,
-                           length=32, seed=1)
+                           length=32, signal_length=64, seed=1)
     assert noise.variance.shape == (3,) and np.all(noise.variance > 0)
-    assert 0 < noise.n_transitions <= 4 * 32 and np.isfinite(noise.signal)
+    assert 0 < noise.n_transitions <= 4 * 32 and np.isfinite(noise.signal) and noise.signal_se > 0
+    assert noise.effective_steps(1) == 1.0
+    assert noise.variance_of(8, 2) == pytest.approx(noise.variance[1] / 8)
+    assert noise.snr(8, 2) == pytest.approx(noise.signal / noise.variance_of(8, 2))
+    with pytest.raises(ValueError, match="^n_steps:"):
+        noise.variance_of(1, 4)
+    with pytest.raises(ValueError, match="^n_envs:"):
+        noise.variance_of(0, 2)
 
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(n_steps=(2, 4)), "n_steps"), (dict(n_steps=(1, 4, 3)), "n_steps"),
     (dict(length=30, n_steps=(1, 4)), "length"), (dict(n_envs=1), "n_envs"),
+    (dict(length=64, signal_length=32), "signal_length"),
 ])
 def test_gradient_noise_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}:"):
         gradient_noise(None, None, **kwargs)
-
-
-def test_noise_lookups_reject_unmeasured_windows(monkeypatch):
-    monkeypatch.setattr(parallel, "transition_gradients",
-                        lambda *a, **k: _iid_gradients(np.zeros(2), 1.0, 16, 4, 0))
-    noise = gradient_noise(None, None, n_steps=(1, 4), n_envs=4, length=16)
-    with pytest.raises(ValueError, match="^n_steps:"):
-        noise.variance_of(1, 8)
-    with pytest.raises(ValueError, match="^n_envs:"):
-        noise.variance_of(0, 4)
 
 
 def test_stop_return_ends_training_once_solved():
@@ -134,3 +157,95 @@ def test_parallel_lab_update_render_table(grid):
     assert lab.widget(1, 4) is not None
     with pytest.raises(ValueError, match="^n_envs, n_steps:"):
         lab.update(2, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 7.1: valid_steps and its checker
+# ---------------------------------------------------------------------------------------------
+
+from acteach import checks                                       # noqa: E402
+from acteach.actor_critic import rollout, valid_steps  # noqa: E402
+from acteach.nets import CategoricalPolicy  # noqa: E402
+
+
+def test_valid_steps_by_hand():
+    term = np.array([[0, 0], [1, 0], [0, 0], [0, 0], [0, 0]], dtype=bool)
+    trunc = np.array([[0, 0], [0, 0], [0, 0], [0, 1], [0, 0]], dtype=bool)
+    mask, carry = valid_steps(term, trunc, np.array([False, True]))
+    np.testing.assert_array_equal(mask.T.astype(int), [[1, 1, 0, 1, 1], [0, 1, 1, 1, 0]])
+    np.testing.assert_array_equal(carry, [False, False])
+    _, carry = valid_steps(term[:2], trunc[:2], np.array([False, True]))
+    np.testing.assert_array_equal(carry, [True, False])
+
+
+def test_valid_steps_matches_the_rollouts_mask_on_real_envs():
+    """Raw flags from a real vector env (episodes cut at 3 steps), fed through valid_steps,
+    give the mask `rollout` recorded, across two rollouts."""
+    import gymnasium as gym
+    envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="vector_entry_point",
+                        max_episode_steps=3)
+    torch.manual_seed(0)
+    policy, generator = CategoricalPolicy(4, 2), torch.Generator().manual_seed(0)
+    obs, _ = envs.reset(seed=0)
+    autoreset = carry = np.zeros(3, bool)
+    for _ in range(2):
+        record, obs, autoreset_next = rollout(envs, policy, obs, autoreset, 7, generator)
+        # rollout keeps the flags of valid steps; gymnasium's reset steps have both False
+        mask, carry = valid_steps(record.terminated, record.truncated, carry)
+        np.testing.assert_array_equal(mask, record.mask)
+        np.testing.assert_array_equal(carry, autoreset_next)
+        autoreset = autoreset_next
+    envs.close()
+
+
+def valid_steps_masks_the_done_step(terminated, truncated, autoreset):
+    return ~(terminated | truncated), autoreset
+
+
+def valid_steps_ignores_incoming_autoreset(terminated, truncated, autoreset):
+    return valid_steps(terminated, truncated, np.zeros_like(autoreset))
+
+
+def valid_steps_ignores_truncation(terminated, truncated, autoreset):
+    return valid_steps(terminated, np.zeros_like(truncated), autoreset)
+
+
+def valid_steps_returns_the_input_autoreset(terminated, truncated, autoreset):
+    return valid_steps(terminated, truncated, autoreset)[0], autoreset
+
+
+def valid_steps_shifted_without_carry(terminated, truncated, autoreset):
+    done = terminated | truncated
+    mask = np.ones_like(done)
+    mask[1:] = ~done[:-1]
+    return mask, done[-1]
+
+
+def valid_steps_stub(terminated, truncated, autoreset):
+    raise NotImplementedError("exercise 7.1")
+
+
+def test_valid_steps_checker_accepts_the_library(capsys):
+    checks.check_valid_steps(valid_steps)
+    assert "valid_steps: all" in capsys.readouterr().out
+
+
+def test_valid_steps_checker_reports_the_stub():
+    with pytest.raises(checks.ExerciseNotImplemented):
+        checks.check_valid_steps(valid_steps_stub)
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (valid_steps_masks_the_done_step, "step after it"),
+    (valid_steps_ignores_incoming_autoreset, "start from the autoreset argument"),
+    (valid_steps_ignores_truncation, "truncated episode ends too"),
+    (valid_steps_returns_the_input_autoreset, "after the last step"),
+    (valid_steps_shifted_without_carry, "expected"),
+], ids=lambda x: getattr(x, "__name__", ""))
+def test_valid_steps_checker_rejects_planted_mistakes(mistake, hint):
+    with pytest.raises(checks.CheckFailed) as info:
+        checks.check_valid_steps(mistake)
+    message = str(info.value)
+    assert not isinstance(info.value, checks.ExerciseNotImplemented)
+    assert "valid_steps(terminated, truncated, autoreset)" in message
+    assert "expected" in message and "got" in message and hint in message
