@@ -30,16 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from acteach._validate import check_gamma, check_positive_int
-from acteach.advantages import bootstrapped_return, bootstrapped_target, td_advantage
+from acteach._validate import check_gamma, check_lam, check_positive_int
+from acteach.advantages import bootstrapped_return, bootstrapped_target, gae, td_advantage
 from acteach.critic import critic_loss as bootstrapped_critic_loss
 from acteach.critic import monte_carlo_loss
-from acteach.nets import CategoricalPolicy, ValueNet
+from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.returns import reward_to_go
 from acteach.sampling import Batch, sample_episodes
 from acteach.surrogate import policy_gradient_surrogate
 
-TARGETS = ("one_step", "n_step")
+TARGETS = ("one_step", "n_step", "gae")
 
 
 @dataclass
@@ -55,13 +55,21 @@ class Config:
     gamma: float = 0.99
     """Discount factor in [0, 1]."""
     target: str = "n_step"
-    """Critic target: "one_step" (r + gamma V(s')) or "n_step" (bootstrapped return)."""
+    """Critic target: "one_step" (r + gamma V(s')), "n_step" (bootstrapped return) or "gae"
+    (the lambda-return V(s) + GAE(lam); its advantage is the GAE). Batch training: not "gae"."""
+    lam: float = 0.95
+    """GAE's lambda in [0, 1] (target "gae" only): 0 is the one-step, 1 the n-step target."""
     lr_actor: float = 1e-3
     """Adam learning rate of the policy pi_theta."""
     lr_critic: float = 3e-3
     """Adam learning rate of the critic V_phi (its own optimiser, so no value_coef is needed)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of both the policy and the critic."""
+    shared: bool = False
+    """A2C only: one trunk (the hidden layers) under both heads, trained by one Adam at
+    lr_actor on actor_loss + value_coef * critic_loss; False = two separate networks."""
+    value_coef: float = 0.5
+    """Weight of the critic loss in the shared network's single loss (shared only)."""
     ent_coef: float = 0.0
     """Weight of the entropy bonus in the actor loss (0 = none)."""
     normalize_adv: bool = True
@@ -90,6 +98,10 @@ class Config:
         for name in ("n_envs", "n_steps", "total_steps", "critic_epochs", "stop_window"):
             check_positive_int(name, getattr(self, name))
         check_gamma(self.gamma)
+        check_lam(self.lam)
+        _check_real("value_coef", self.value_coef, positive=True)
+        if not isinstance(self.shared, bool):
+            raise ValueError(f"shared: expected True or False, got {self.shared!r}")
         if self.target not in TARGETS:
             raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
         for name in ("lr_actor", "lr_critic"):
@@ -199,14 +211,21 @@ def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np
 # ---------------------------------------------------------------------------------------------
 
 def critic_targets(critic: ValueNet, record: Batch, config: Config,
-                   next_value: np.ndarray | None = None) -> np.ndarray:
+                   next_value: np.ndarray | None = None, value: np.ndarray | None = None
+                   ) -> np.ndarray:
     """y: (T, N) float64, the critic's target (stop-gradient: computed from V without a graph).
-    next_value: V(s_{t+1}) (T, N) if already computed, else the critic is run on next_obs."""
+    next_value, value: V(s_{t+1}), V(s_t) (T, N) if already computed, else the critic is run.
+    "gae": y = V(s_t) + GAE_t, so that the advantage y - V(s_t) is the GAE."""
     if next_value is None:
         next_value = critic.predict(record.next_obs)                         # V(s_{t+1}), (T, N)
     if config.target == "one_step":
         return bootstrapped_target(record.rew, next_value, record.terminated, record.mask,
                                    config.gamma)
+    if config.target == "gae":
+        value = critic.predict(record.obs) if value is None else value
+        adv = gae(record.rew, value, next_value, record.terminated, record.truncated,
+                  record.mask, config.gamma, config.lam)
+        return np.where(record.mask, value + adv, 0.0)
     return bootstrapped_return(record.rew, next_value, record.terminated, record.truncated,
                                record.mask, config.gamma)
 
@@ -238,20 +257,23 @@ def adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
 
 
 def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
-               opt_critic: torch.optim.Optimizer, record: Batch, config: Config
+               opt_critic: torch.optim.Optimizer | None, record: Batch, config: Config
                ) -> dict[str, float]:
     """One actor-critic update from a (T, N) record. Losses are means over the valid steps.
 
     critic_loss = mean_t,n (y - V_phi(s))^2                      y from `critic_targets`
-    adv         = y - V_phi(s), detached                         the TD / n-step advantage
+    adv         = y - V_phi(s), detached                         the TD / n-step / GAE advantage
     actor_loss  = -policy_gradient_surrogate(logp, adv, mask) * N / (number of valid steps)
                   - ent_coef * mean entropy
+    Separate networks: opt_critic steps on critic_loss, opt_actor on actor_loss. A shared
+    trunk (opt_critic None): opt_actor steps on actor_loss + value_coef * critic_loss.
     Returns the losses, the mean entropy and the mean advantage as floats.
     """
     mask = torch.as_tensor(record.mask)
     n_valid = max(int(mask.sum()), 1)
     value, next_value = critic(np.stack([record.obs, record.next_obs]))      # one forward pass
-    y = critic_targets(critic, record, config, next_value.detach().double().numpy())
+    y = critic_targets(critic, record, config, next_value.detach().double().numpy(),
+                       value.detach().double().numpy())
     y = torch.as_tensor(y, dtype=critic.dtype)                               # (T, N), a constant
 
     critic_loss = torch.where(mask, (y - value) ** 2, 0.0).sum() / n_valid    # value = V_phi(s_t)
@@ -263,9 +285,12 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
     surrogate = policy_gradient_surrogate(logp, adv, mask) * mask.shape[1] / n_valid
     entropy = torch.where(mask, entropy, 0.0).sum() / n_valid
     actor_loss = -surrogate - config.ent_coef * entropy
-    # the critic loss moves only phi and the actor loss only theta (adv is detached), so one
-    # backward pass of their sum gives each optimiser its own gradient
-    _steps([opt_critic, opt_actor], critic_loss + actor_loss, config.max_grad_norm)
+    if opt_critic is None:                    # one network: its trunk feels both losses
+        _steps([opt_actor], actor_loss + config.value_coef * critic_loss, config.max_grad_norm)
+    else:
+        # the critic loss moves only phi and the actor loss only theta (adv is detached), so
+        # one backward pass of their sum gives each optimiser its own gradient
+        _steps([opt_critic, opt_actor], critic_loss + actor_loss, config.max_grad_norm)
 
     return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
             "entropy": entropy.item(), "adv_mean": adv[mask].mean().item() if mask.any() else 0.0}
@@ -378,9 +403,13 @@ def _train(config: Config, envs: Any, progress: bool) -> History:
     """The loop of train_a2c: rollout, a2c_update, bookkeeping."""
     start = time.perf_counter()
     obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
-    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
-    critic = ValueNet(obs_dim, config.hidden)
-    opt_actor, opt_critic = adam(policy, config.lr_actor), adam(critic, config.lr_critic)
+    if config.shared:
+        policy, critic = shared_actor_critic(obs_dim, n_actions, config.hidden)
+        opt_actor, opt_critic = adam(torch.nn.ModuleList([policy, critic]), config.lr_actor), None
+    else:
+        policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
+        critic = ValueNet(obs_dim, config.hidden)
+        opt_actor, opt_critic = adam(policy, config.lr_actor), adam(critic, config.lr_critic)
     generator = torch.Generator().manual_seed(config.seed)
     obs, _ = envs.reset(seed=config.seed)
     autoreset = np.zeros(config.n_envs, dtype=bool)
@@ -507,6 +536,10 @@ def _train_episodes(config: Config, with_critic: bool, progress: bool) -> Histor
     import gymnasium as gym
 
     config.validate()
+    for name, ok in (("target", config.target != "gae"), ("shared", not config.shared)):
+        if not ok:
+            raise ValueError(f"{name}: batch training supports separate networks and the "
+                             f"one_step or n_step target, got {name}={getattr(config, name)!r}")
     if config.env_id not in gym.registry:
         raise ValueError(f"env_id: expected the id of a registered gymnasium env, got "
                          f"{config.env_id!r}")

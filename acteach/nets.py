@@ -288,6 +288,23 @@ class ValueNet(nn.Module):
         return self.forward(obs).double().numpy()
 
 
+def shared_actor_critic(obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64)
+                        ) -> tuple[CategoricalPolicy, ValueNet]:
+    """A policy and a critic on one trunk: the hidden layers (and their activations) are the same
+    modules in both, only the last linear layers (the heads) differ (notebook 09).
+
+    -> (policy, critic): used like separate networks, but a step on either loss moves the
+    trunk. Parameters shared by both appear once in nn.ModuleList([policy, critic]).parameters().
+    """
+    if not hidden:
+        raise ValueError("hidden: a shared trunk needs at least one hidden layer, got ()")
+    policy = CategoricalPolicy(obs_dim, n_actions, hidden)
+    critic = ValueNet(obs_dim, hidden)
+    trunk = list(policy.logits_net)[:-1]                  # Linear, Tanh, ..., Tanh
+    critic.v_net = nn.Sequential(*trunk, critic.v_net[-1])
+    return policy, critic
+
+
 class TableValue(nn.Module):
     """V_phi(s) = table[s]: a tabular critic, one parameter per state (notebook 04).
 

@@ -13,7 +13,7 @@ from acteach.actor_critic import (
     rollout,
     train_a2c,
 )
-from acteach.nets import CategoricalPolicy, ValueNet
+from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 
 
 def test_smoke_run_returns_a_well_formed_history():
@@ -133,7 +133,7 @@ def test_a2c_learns_cartpole_within_50k_steps():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("env_id", ""), ("n_envs", 0), ("n_steps", 2.5), ("gamma", 1.5), ("target", "gae"),
+    ("env_id", ""), ("n_envs", 0), ("n_steps", 2.5), ("gamma", 1.5), ("target", "td"),
     ("lr_actor", 0.0), ("lr_critic", -1e-3), ("ent_coef", -0.1), ("max_grad_norm", 0.0),
     ("hidden", (64, 0)), ("hidden", 64), ("total_steps", -1), ("seed", 1.5), ("n_envs", True),
 ])
@@ -159,3 +159,83 @@ def test_steps_to_mean_return():
     assert history.steps_to_mean_return(40.0, window=2) == 40
     assert history.steps_to_mean_return(20.0, window=2) == 20
     assert history.steps_to_mean_return(100.0, window=2) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The GAE target and the shared trunk (notebook 09)
+# ---------------------------------------------------------------------------------------------
+
+def _record(seed=0, n_envs=3, n_steps=12, max_episode_steps=5):
+    """A rollout with truncations (every 5 steps), terminations possible, reset steps masked."""
+    envs = _short_cartpole(n_envs, max_episode_steps)
+    torch.manual_seed(seed)
+    policy, critic = CategoricalPolicy(4, 2), ValueNet(4)
+    obs, _ = envs.reset(seed=seed)
+    record, _, _ = rollout(envs, policy, obs, np.zeros(n_envs, bool), n_steps,
+                           torch.Generator().manual_seed(seed))
+    envs.close()
+    return record, critic
+
+
+@pytest.mark.parametrize("lam, same_as", [(0.0, "one_step"), (1.0, "n_step")])
+def test_gae_target_at_lam_0_and_1_is_the_one_step_and_n_step_target(lam, same_as):
+    """V(s_t) + GAE_t: lam = 0 is r + gamma V(s'); lam = 1 is the bootstrapped return (the
+    critic's V(next_obs[t]) and V(obs[t+1]) are the same number inside an episode)."""
+    record, critic = _record()
+    y = critic_targets(critic, record, Config(target="gae", lam=lam, gamma=0.9))
+    expected = critic_targets(critic, record, Config(target=same_as, gamma=0.9))
+    np.testing.assert_allclose(y, expected, atol=1e-5)
+
+
+def test_gae_target_differs_from_both_ends_in_between():
+    record, critic = _record()
+    y = critic_targets(critic, record, Config(target="gae", lam=0.5, gamma=0.9))
+    for other in ("one_step", "n_step"):
+        assert np.abs(y - critic_targets(critic, record, Config(target=other, gamma=0.9))).max() > 1e-3
+
+
+def test_shared_trunk_is_one_set_of_weights():
+    policy, critic = shared_actor_critic(4, 2, (8, 8))
+    params = list(torch.nn.ModuleList([policy, critic]).parameters())
+    assert len(params) == 4 + 2 + 2                       # trunk (2 layers) + two heads
+    obs = torch.randn(5, 4)
+    before = critic(obs).detach().clone()
+    with torch.no_grad():
+        policy.logits_net[0].weight.add_(1.0)             # move the policy's first layer
+    assert not torch.allclose(critic(obs), before)       # ... and the critic moved too
+
+
+def test_shared_update_moves_the_trunk_with_the_value_loss():
+    """With a shared trunk the critic loss moves the trunk: the same update with another
+    value_coef takes another step on the first layer."""
+    record, _ = _record()
+    steps = []
+    for value_coef in (0.1, 1.0):
+        torch.manual_seed(0)
+        policy, critic = shared_actor_critic(4, 2, (16,))
+        opt = torch.optim.SGD(torch.nn.ModuleList([policy, critic]).parameters(), lr=0.1)
+        before = policy.logits_net[0].weight.detach().clone()
+        a2c_update(policy, critic, opt, None, record,
+                   Config(shared=True, value_coef=value_coef, max_grad_norm=None))
+        steps.append(policy.logits_net[0].weight.detach() - before)
+    assert not torch.allclose(steps[0], steps[1])
+
+
+def test_shared_and_gae_smoke_runs():
+    for kwargs in (dict(shared=True), dict(target="gae", lam=0.9)):
+        history = train_a2c(Config(total_steps=600, seed=0, **kwargs), progress=False)
+        assert history.env_steps >= 600 and np.all(np.isfinite(history.losses["critic_loss"]))
+
+
+@pytest.mark.parametrize("field, value", [("lam", 1.5), ("value_coef", 0.0), ("shared", 1)])
+def test_bad_gae_and_shared_fields(field, value):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        Config(**{field: value})
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(target="gae"), "target"),
+                                          (dict(shared=True), "shared")])
+def test_batch_training_refuses_gae_and_shared(kwargs, name):
+    from acteach.actor_critic import train_batch_actor_critic
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        train_batch_actor_critic(Config(total_steps=100, **kwargs))
