@@ -15,7 +15,9 @@ import numpy as np
 from _common import report
 from acteach.critic import residual_fixed_point
 from acteach.tabular import chain_mdp, gridworld_mdp
-from acteach.widgets import (CriticBiasLab, CriticLab, DiscountLab, LambdaLab, QLab,
+from acteach.actor_critic import Config
+from acteach.parallel import learning_grid
+from acteach.widgets import (CriticBiasLab, CriticLab, DiscountLab, LambdaLab, ParallelLab, QLab,
                              VarianceLab)
 
 CHAIN = chain_mdp(n_states=5, slip=0.1)
@@ -80,6 +82,23 @@ def lambda_moves(lab: LambdaLab) -> dict[str, list[Callable[[], object]]]:
             "N": [draw(1.0, 0.9, 5, N) for _ in range(2) for N in lab.n_trajectories_values]}
 
 
+def parallel_moves(lab: ParallelLab) -> dict[str, list[Callable[[], object]]]:
+    """The runs are trained before the lab is built (see "07 grid training"); moves redraw."""
+    draw = lambda n, t: lambda: lab.render(n, t)                          # noqa: E731
+    return {"first display": [draw(4, 4)],
+            "N envs": [draw(n, 4) for _ in range(3) for n in lab.n_envs],
+            "T steps": [draw(4, t) for _ in range(3) for t in lab.n_steps]}
+
+
+def notebook_07_grid() -> dict:
+    """Notebook 07's grid: 3 x 3 A2C runs of 3,000 env steps each. Training is not a redraw:
+    main() trains it first and reports its time on a row of its own."""
+    return learning_grid(Config(total_steps=3_000, seed=0), n_envs=(1, 4, 16), n_steps=(1, 4, 16))
+
+
+GRID_07: dict = {}
+
+
 def notebook_widgets() -> dict[str, Callable[[], dict]]:
     """Each notebook's widget, built lazily (construction is part of the first display)."""
     return {
@@ -93,12 +112,19 @@ def notebook_widgets() -> dict[str, Callable[[], dict]]:
             CriticBiasLab(CHAIN, PREFERS_RIGHT, residual_fixed_point(CHAIN, PREFERS_RIGHT))),
         "05 discount": lambda: discount_moves(DiscountLab(
             LONG_CHAIN, np.tile([0.0, 1.0], (LONG_CHAIN.n_states, 1)), n_values=(1, 10, 100))),
+        "07 online and parallel": lambda: parallel_moves(ParallelLab(GRID_07, window=20)),
         "09 n-step and GAE": lambda: lambda_moves(LambdaLab(CHAIN, PREFERS_RIGHT)),
     }
 
 
 def main() -> None:
     rows, summary = [], {}
+    start = time.perf_counter()
+    GRID_07.update(notebook_07_grid())
+    seconds = time.perf_counter() - start
+    rows.append(["07 online and parallel", "grid training (not a redraw)", 9, f"{seconds * 1000:.0f}",
+                 ""])
+    summary["07 grid training seconds"] = round(seconds, 1)
     for name, build in notebook_widgets().items():
         start = time.perf_counter()
         moves = build()
