@@ -84,7 +84,7 @@ class Config:
     stop_return: float | None = None
     """Stop early once the mean return of the last `stop_window` episodes reaches this."""
     stop_window: int = 100
-    """Episodes averaged for stop_return (and reported by History.solved_at)."""
+    """Episodes averaged for stop_return."""
     seed: int = 0
     """Seeds the networks' initialisation, the action sampling and the env resets."""
 
