@@ -266,20 +266,23 @@ def actor_critic_adam(policy: torch.nn.Module, critic: torch.nn.Module, config: 
                             fused=True)
 
 
-def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
-               opt_critic: torch.optim.Optimizer | None, record: Batch, config: Config
-               ) -> dict[str, float]:
-    """One actor-critic update from a (T, N) record. Losses are means over the valid steps.
+def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: Config
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two losses of one actor-critic update from a (T, N) record, means over valid steps:
 
     critic_loss = mean_t,n (y - V_phi(s))^2                      y from `critic_targets`
     adv         = y - V_phi(s), detached                         the TD / n-step / GAE advantage
+                  (standardised over the valid steps if config.normalize_adv)
     actor_loss  = -policy_gradient_surrogate(logp, adv, mask) * N / (number of valid steps)
                   - ent_coef * mean entropy
-    Separate networks: opt_critic steps on critic_loss, opt_actor on actor_loss; or, with
-    opt_critic None, opt_actor holds both (`actor_critic_adam`) and steps on their sum. A
-    shared trunk (config.shared, opt_critic None): actor_loss + value_coef * critic_loss.
-    Returns the losses, the mean entropy and the mean advantage as floats.
+    -> (actor_loss, critic_loss), scalar tensors with their graphs.
     """
+    return _a2c_terms(policy, critic, record, config)[:2]
+
+
+def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: Config
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """a2c_losses, plus the mean entropy and the mean advantage (floats' worth, for history)."""
     mask = torch.as_tensor(record.mask)
     n_valid = max(int(mask.sum()), 1)
     value, next_value = critic(np.stack([record.obs, record.next_obs]))      # one forward pass
@@ -296,15 +299,29 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
     surrogate = policy_gradient_surrogate(logp, adv, mask) * mask.shape[1] / n_valid
     entropy = torch.where(mask, entropy, 0.0).sum() / n_valid
     actor_loss = -surrogate - config.ent_coef * entropy
+    adv_mean = adv[mask].mean() if mask.any() else torch.zeros(())
+    return actor_loss, critic_loss, entropy, adv_mean
+
+
+def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
+               opt_critic: torch.optim.Optimizer | None, record: Batch, config: Config
+               ) -> dict[str, float]:
+    """One actor-critic update from a (T, N) record: a step on the losses of `a2c_losses`.
+
+    Separate networks: opt_critic steps on critic_loss, opt_actor on actor_loss; or, with
+    opt_critic None, opt_actor holds both (`actor_critic_adam`) and steps on their sum. A
+    shared trunk (config.shared, opt_critic None): actor_loss + value_coef * critic_loss.
+    Returns the losses, the mean entropy and the mean advantage as floats.
+    """
+    actor_loss, critic_loss, entropy, adv_mean = _a2c_terms(policy, critic, record, config)
     # separate networks: the critic loss moves only phi and the actor loss only theta (adv is
     # detached), so one backward pass of their sum gives each network its own gradient; a
     # shared trunk feels both, the critic's weighted by value_coef
     loss = actor_loss + (config.value_coef if config.shared else 1.0) * critic_loss
     _steps([opt_actor] if opt_critic is None else [opt_critic, opt_actor], loss,
            config.max_grad_norm)
-
     return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
-            "entropy": entropy.item(), "adv_mean": adv[mask].mean().item() if mask.any() else 0.0}
+            "entropy": entropy.item(), "adv_mean": adv_mean.item()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def has_widget(notebook: str) -> bool:
     return any(".widget(" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
 
 
-WITH_LAB = ("01", "02", "03", "04", "05", "07")
+WITH_LAB = ("01", "02", "03", "04", "05", "07", "09")
 
 
 def test_every_notebook_that_teaches_with_a_lab_keeps_it():

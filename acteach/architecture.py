@@ -1,0 +1,121 @@
+"""One network or two: the actor's and the critic's losses on a shared trunk (backs notebook 09,
+the lecture's "Net Architecture").
+
+A2C's two networks (`Config(shared=False)`) each have their own optimiser. With a shared trunk
+(`Config(shared=True)`, `acteach.nets.shared_actor_critic`) the hidden layers feed both heads,
+and one optimiser steps on
+
+    loss = actor_loss + value_coef * critic_loss,
+
+so on the trunk's parameters w the update follows
+
+    g = g_actor + value_coef * g_critic,    g_actor = grad_w actor_loss, g_critic = grad_w critic_loss.
+
+Each head has parameters of one loss only, and Adam scales every parameter's step by its own
+gradient's size: value_coef hardly changes a head's step. On the trunk it sets the mix. Whether
+the two losses help or hinder each other there is a measurement:
+
+    cos(g_actor, g_critic)         > 0 they pull the same way, < 0 against each other, ~ 0 apart
+    cos(g, g_actor)                how much of the trunk's step still serves the actor
+    |value_coef g_critic| / |g_actor|   whose gradient dominates the trunk
+
+`gradient_interference` measures them at a frozen policy and critic over several rollouts (the
+spread over rollouts is the noise of one update). Shapes: T steps, N envs, P trunk parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from acteach._validate import check_positive_int
+from acteach.actor_critic import Config, a2c_losses, make_envs, rollout
+from acteach.nets import CategoricalPolicy, ValueNet
+from acteach.sampling import Batch
+
+
+def trunk_parameters(policy: torch.nn.Module, critic: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters the policy and the critic share (the same tensors), in the policy's order;
+    a ValueError if they share none (two separate networks)."""
+    in_critic = {id(p) for p in critic.parameters()}
+    shared = [p for p in policy.parameters() if id(p) in in_critic]
+    if not shared:
+        raise ValueError("critic: shares no parameters with policy (separate networks have no "
+                         "trunk; build them with acteach.nets.shared_actor_critic)")
+    return shared
+
+
+def loss_gradients(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: Config
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(g_actor, g_critic): the gradients of `a2c_losses` w.r.t. the trunk's parameters,
+    each (P,) float64, flattened in the order of `trunk_parameters`. The networks' .grad fields
+    are left untouched."""
+    trunk = trunk_parameters(policy, critic)
+    actor_loss, critic_loss = a2c_losses(policy, critic, record, config)
+    g_actor = torch.autograd.grad(actor_loss, trunk, retain_graph=True)
+    g_critic = torch.autograd.grad(critic_loss, trunk)
+    return tuple(torch.cat([g.reshape(-1) for g in grads]).double().numpy()
+                 for grads in (g_actor, g_critic))
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of (R, P) arrays -> (R,); 0 where either row is 0."""
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return np.where(norms > 0, (a * b).sum(axis=-1) / np.where(norms > 0, norms, 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class Interference:
+    """The actor's and the critic's gradients on the trunk, one row per rollout.
+
+    g_actor, g_critic: (R, P) float64, R rollouts of N envs x T steps at a frozen policy and
+    critic, P trunk parameters.
+    """
+
+    g_actor: np.ndarray
+    g_critic: np.ndarray
+
+    @property
+    def cosine(self) -> np.ndarray:
+        """(R,) cos(g_actor, g_critic) per rollout: the interference in one update."""
+        return _cosine(self.g_actor, self.g_critic)
+
+    @property
+    def mean_cosine(self) -> float:
+        """cos of the two gradients averaged over the R rollouts: where the losses pull on
+        average, with much of each rollout's noise averaged out."""
+        return float(_cosine(self.g_actor.mean(axis=0), self.g_critic.mean(axis=0)))
+
+    def critic_to_actor(self, value_coef: float) -> np.ndarray:
+        """(R,) |value_coef g_critic| / |g_actor|: > 1 where the critic dominates the trunk."""
+        return (value_coef * np.linalg.norm(self.g_critic, axis=1)
+                / np.linalg.norm(self.g_actor, axis=1))
+
+    def alignment(self, value_coef: float) -> np.ndarray:
+        """(R,) cos(g_actor + value_coef g_critic, g_actor): how well the trunk's step at this
+        value_coef still follows the actor's gradient (1 at value_coef = 0)."""
+        return _cosine(self.g_actor + value_coef * self.g_critic, self.g_actor)
+
+
+def gradient_interference(policy: CategoricalPolicy, critic: ValueNet, config: Config,
+                          n_rollouts: int = 16, seed: int = 0) -> Interference:
+    """g_actor and g_critic on the trunk for n_rollouts consecutive rollouts of config.n_envs
+    envs x config.n_steps steps (the losses of `a2c_losses` with config's target, gamma,
+    normalize_adv and ent_coef), the networks frozen: nothing is updated. Envs reset with
+    `seed`, actions sampled with a generator seeded by it."""
+    check_positive_int("n_rollouts", n_rollouts)
+    trunk_parameters(policy, critic)                          # refuse separate networks early
+    envs = make_envs(config.env_id, config.n_envs)
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    try:
+        obs, _ = envs.reset(seed=seed)
+        autoreset = np.zeros(config.n_envs, dtype=bool)
+        for _ in range(n_rollouts):
+            record, obs, autoreset = rollout(envs, policy, obs, autoreset, config.n_steps,
+                                             generator)
+            rows.append(loss_gradients(policy, critic, record, config))
+    finally:
+        envs.close()
+    return Interference(np.array([a for a, _ in rows]), np.array([c for _, c in rows]))
