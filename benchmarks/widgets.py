@@ -91,9 +91,9 @@ def parallel_moves(lab: ParallelLab) -> dict[str, list[Callable[[], object]]]:
 
 
 def notebook_07_grid() -> dict:
-    """Notebook 07's grid: 3 x 3 A2C runs of 3,000 env steps each. Training is not a redraw:
+    """Notebook 07's grid: 3 x 3 A2C runs of 2,000 env steps each. Training is not a redraw:
     main() trains it first and reports its time on a row of its own."""
-    return learning_grid(Config(total_steps=3_000, seed=0), n_envs=(1, 4, 16), n_steps=(1, 4, 16))
+    return learning_grid(Config(total_steps=2_000, seed=0), n_envs=(1, 4, 16), n_steps=(1, 4, 16))
 
 
 GRID_07: dict = {}
