@@ -6,6 +6,8 @@ import os
 import platform
 import time
 
+import numpy as np
+
 
 def machine() -> dict:
     """What the numbers were measured on."""
@@ -22,3 +24,15 @@ def report(title: str, header: list[str], rows: list[list], summary: dict) -> No
     for row in rows:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
     print(json.dumps({"benchmark": title, **machine(), **summary}))
+
+
+def summarize_runs(results: list[dict], budget: int) -> dict:
+    """Median and range of steps and seconds over seeds; an unsolved run (steps None) counts
+    as the budget and its whole training time."""
+    steps = [r["steps"] if r["steps"] is not None else budget for r in results]
+    seconds = [r["seconds"] if r["seconds"] is not None else r["budget_seconds"]
+               for r in results]
+    return {"median_steps": float(np.median(steps)), "min_steps": min(steps),
+            "max_steps": max(steps), "median_seconds": round(float(np.median(seconds)), 1),
+            "min_seconds": round(min(seconds), 1), "max_seconds": round(max(seconds), 1),
+            "unsolved": sum(r["steps"] is None for r in results)}

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from _common import report
+from _common import report, summarize_runs
 
 THRESHOLD, WINDOW = 475.0, 100
 BUDGET = {"acteach": 300_000, "sb3": 1_000_000}
@@ -83,16 +83,6 @@ def _one(job: tuple[str, int]) -> tuple[str, int, dict]:
     return name, seed, (run_acteach if name == "acteach" else run_sb3)(seed)
 
 
-def _summary(results: list[dict], budget: int) -> dict:
-    steps = [r["steps"] if r["steps"] is not None else budget for r in results]
-    seconds = [r["seconds"] if r["seconds"] is not None else r["budget_seconds"]
-               for r in results]
-    return {"median_steps": float(np.median(steps)), "min_steps": min(steps),
-            "max_steps": max(steps), "median_seconds": round(float(np.median(seconds)), 1),
-            "min_seconds": round(min(seconds), 1), "max_seconds": round(max(seconds), 1),
-            "unsolved": sum(r["steps"] is None for r in results)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -120,7 +110,7 @@ def main() -> None:
             seconds = (f"{r['seconds']:.1f}" if r["seconds"] is not None
                        else f">{r['budget_seconds']:.1f}")
             rows.append([name, seed, steps, seconds])
-        summary[name] = _summary(results, BUDGET[name])
+        summary[name] = summarize_runs(results, BUDGET[name])
         s = summary[name]
         rows.append([name, "median", f"{s['median_steps']:.0f} ({s['min_steps']}-"
                      f"{s['max_steps']})", f"{s['median_seconds']} ({s['min_seconds']}-"

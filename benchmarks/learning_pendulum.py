@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from _common import report
+from _common import report, summarize_runs
 
 THRESHOLD, EVAL_EVERY, EVAL_EPISODES = -200.0, 1_000, 5
 BUDGET = {"acteach": 8_000, "sb3": 20_000}
@@ -113,16 +113,6 @@ def run_sb3(seed: int) -> dict:
             "budget_seconds": callback.train_seconds(), "evals": callback.evals}
 
 
-def _summary(results: list[dict], budget: int) -> dict:
-    steps = [r["steps"] if r["steps"] is not None else budget for r in results]
-    seconds = [r["seconds"] if r["seconds"] is not None else r["budget_seconds"]
-               for r in results]
-    return {"median_steps": float(np.median(steps)), "min_steps": min(steps),
-            "max_steps": max(steps), "median_seconds": round(float(np.median(seconds)), 1),
-            "min_seconds": round(min(seconds), 1), "max_seconds": round(max(seconds), 1),
-            "unsolved": sum(r["steps"] is None for r in results)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -151,7 +141,7 @@ def main() -> None:
             rows.append([name, seed, steps, seconds, evals])
             print(f"{name} seed {seed}: steps {steps}, seconds {seconds}; evaluations {evals}",
                   flush=True)
-        summary[name] = _summary(results, BUDGET[name])
+        summary[name] = summarize_runs(results, BUDGET[name])
         s = summary[name]
         rows.append([name, "median", f"{s['median_steps']:.0f} ({s['min_steps']}-"
                      f"{s['max_steps']})", f"{s['median_seconds']} ({s['min_seconds']}-"
