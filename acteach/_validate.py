@@ -41,3 +41,26 @@ def check_lam(lam: object) -> None:
     """lam of GAE: a number in [0, 1] (0 = the TD advantage, 1 = the bootstrapped return - V)."""
     if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam: expected a number in [0, 1], got {lam!r}")
+
+
+def check_real(name: str, x: object, bound: str = "any") -> None:
+    """x a finite real number: bound "positive" (> 0), "nonnegative" (>= 0) or "any"."""
+    ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
+    if not ok or (bound == "positive" and x <= 0) or (bound == "nonnegative" and x < 0):
+        what = {"positive": "a positive number", "nonnegative": "a number >= 0",
+                "any": "a finite number"}[bound]
+        raise ValueError(f"{name}: expected {what}, got {x!r}")
+
+
+def check_hidden(hidden: object) -> None:
+    """hidden: a tuple (or list) of positive layer sizes."""
+    if not isinstance(hidden, (tuple, list)):
+        raise ValueError(f"hidden: expected a tuple of layer sizes, got {hidden!r}")
+    for size in hidden:
+        check_positive_int("hidden", size)
+
+
+def check_integer(name: str, x: object) -> None:
+    """x an integer (not a bool), e.g. a seed."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {x!r}")

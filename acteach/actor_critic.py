@@ -22,7 +22,6 @@ true final observation as next_obs, so a truncated step bootstraps from the righ
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from acteach._validate import check_gamma, check_lam, check_positive_int
+from acteach._validate import (check_gamma, check_hidden, check_integer, check_lam,
+                               check_positive_int, check_real)
 from acteach.advantages import bootstrapped_return, bootstrapped_target, gae, td_advantage
 from acteach.critic import critic_loss as bootstrapped_critic_loss
 from acteach.critic import monte_carlo_loss
@@ -99,34 +99,20 @@ class Config:
             check_positive_int(name, getattr(self, name))
         check_gamma(self.gamma)
         check_lam(self.lam)
-        _check_real("value_coef", self.value_coef, positive=True)
+        check_real("value_coef", self.value_coef, "positive")
         if not isinstance(self.shared, bool):
             raise ValueError(f"shared: expected True or False, got {self.shared!r}")
         if self.target not in TARGETS:
             raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
         for name in ("lr_actor", "lr_critic"):
-            _check_real(name, getattr(self, name), positive=True)
-        _check_real("ent_coef", self.ent_coef, positive=False)
+            check_real(name, getattr(self, name), "positive")
+        check_real("ent_coef", self.ent_coef, "nonnegative")
         if self.max_grad_norm is not None:
-            _check_real("max_grad_norm", self.max_grad_norm, positive=True)
+            check_real("max_grad_norm", self.max_grad_norm, "positive")
         if self.stop_return is not None:
-            _check_real("stop_return", self.stop_return, positive=False, signed=True)
-        if not isinstance(self.hidden, (tuple, list)):
-            raise ValueError(f"hidden: expected a tuple of layer sizes, got {self.hidden!r}")
-        for size in self.hidden:
-            check_positive_int("hidden", size)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
-
-
-def _check_real(name: str, x: object, positive: bool, signed: bool = False) -> None:
-    """x a finite real number, > 0 if positive else >= 0 (any sign if signed); or a ValueError
-    naming it."""
-    ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
-    if not ok or (not signed and (x <= 0 if positive else x < 0)):
-        what = ("a finite number" if signed else
-                "a positive number" if positive else "a number >= 0")
-        raise ValueError(f"{name}: expected {what}, got {x!r}")
+            check_real("stop_return", self.stop_return)
+        check_hidden(self.hidden)
+        check_integer("seed", self.seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acteach._validate import check_gamma, check_positive_int
+from acteach._validate import (check_gamma, check_hidden, check_integer, check_positive_int,
+                               check_real)
 from acteach.actor_critic import History, make_envs
 from acteach.critic import batch_fixed_point, check_table_mdp, transitions
 from acteach.estimators import score_weighted_sums
@@ -376,29 +377,17 @@ class Config:
             raise ValueError(f"learning_starts: expected an integer >= 0, got "
                              f"{self.learning_starts!r}")
         check_gamma(self.gamma)
-        _check_real("tau", self.tau)
+        check_real("tau", self.tau, "positive")
         if self.tau > 1:
             raise ValueError(f"tau: expected a number in (0, 1], got {self.tau!r}")
-        _check_real("lr", self.lr)
-        _check_real("alpha", self.alpha)
+        check_real("lr", self.lr, "positive")
+        check_real("alpha", self.alpha, "positive")
         if not isinstance(self.autotune, bool):
             raise ValueError(f"autotune: expected True or False, got {self.autotune!r}")
         if self.target_entropy is not None:
-            _check_real("target_entropy", self.target_entropy, positive=False)
-        if not isinstance(self.hidden, (tuple, list)):
-            raise ValueError(f"hidden: expected a tuple of layer sizes, got {self.hidden!r}")
-        for size in self.hidden:
-            check_positive_int("hidden", size)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
-
-
-def _check_real(name: str, x: object, positive: bool = True) -> None:
-    """x a finite real number (> 0 if positive); or a ValueError naming it."""
-    ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-    if not ok or (positive and x <= 0):
-        raise ValueError(f"{name}: expected a {'positive ' if positive else ''}finite number, "
-                         f"got {x!r}")
+            check_real("target_entropy", self.target_entropy)
+        check_hidden(self.hidden)
+        check_integer("seed", self.seed)
 
 
 # --- the networks ------------------------------------------------------------------------------

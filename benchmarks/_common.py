@@ -36,3 +36,19 @@ def summarize_runs(results: list[dict], budget: int) -> dict:
             "max_steps": max(steps), "median_seconds": round(float(np.median(seconds)), 1),
             "min_seconds": round(min(seconds), 1), "max_seconds": round(max(seconds), 1),
             "unsolved": sum(r["steps"] is None for r in results)}
+
+
+def median_row(name: str, summary: dict) -> list:
+    """The table row "name, median, steps (range), seconds (range)" of summarize_runs' dict."""
+    s = summary
+    return [name, "median", f"{s['median_steps']:.0f} ({s['min_steps']}-{s['max_steps']})",
+            f"{s['median_seconds']} ({s['min_seconds']}-{s['max_seconds']})"]
+
+
+def add_ratios(summary: dict, targets: dict) -> None:
+    """acteach's medians over SB3's, in place, when both ran."""
+    if "sb3" in summary:
+        for key in ("steps", "seconds"):
+            summary[f"{key}_ratio"] = round(summary["acteach"][f"median_{key}"]
+                                            / summary["sb3"][f"median_{key}"], 3)
+        summary["targets"] = targets

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from _common import report, summarize_runs
+from _common import add_ratios, median_row, report, summarize_runs
 
 THRESHOLD, WINDOW = 475.0, 100
 BUDGET = {"acteach": 300_000, "sb3": 1_000_000}
@@ -111,16 +111,8 @@ def main() -> None:
                        else f">{r['budget_seconds']:.1f}")
             rows.append([name, seed, steps, seconds])
         summary[name] = summarize_runs(results, BUDGET[name])
-        s = summary[name]
-        rows.append([name, "median", f"{s['median_steps']:.0f} ({s['min_steps']}-"
-                     f"{s['max_steps']})", f"{s['median_seconds']} ({s['min_seconds']}-"
-                     f"{s['max_seconds']})"])
-    if "sb3" in summary:
-        summary["steps_ratio"] = round(summary["acteach"]["median_steps"]
-                                       / summary["sb3"]["median_steps"], 3)
-        summary["seconds_ratio"] = round(summary["acteach"]["median_seconds"]
-                                         / summary["sb3"]["median_seconds"], 3)
-        summary["targets"] = {"steps_ratio": 0.6, "seconds_ratio": 0.4}
+        rows.append(median_row(name, summary[name]))
+    add_ratios(summary, {"steps_ratio": 0.6, "seconds_ratio": 0.4})
     report("CartPole-v1: steps and seconds until the last-100 mean return reaches 475",
            ["agent", "seed", "env steps", "train seconds"], rows, summary)
 

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from _common import report, summarize_runs
+from _common import add_ratios, median_row, report, summarize_runs
 
 THRESHOLD, EVAL_EVERY, EVAL_EPISODES = -200.0, 1_000, 5
 BUDGET = {"acteach": 8_000, "sb3": 20_000}
@@ -142,16 +142,8 @@ def main() -> None:
             print(f"{name} seed {seed}: steps {steps}, seconds {seconds}; evaluations {evals}",
                   flush=True)
         summary[name] = summarize_runs(results, BUDGET[name])
-        s = summary[name]
-        rows.append([name, "median", f"{s['median_steps']:.0f} ({s['min_steps']}-"
-                     f"{s['max_steps']})", f"{s['median_seconds']} ({s['min_seconds']}-"
-                     f"{s['max_seconds']})", ""])
-    if "sb3" in summary:
-        summary["steps_ratio"] = round(summary["acteach"]["median_steps"]
-                                       / summary["sb3"]["median_steps"], 3)
-        summary["seconds_ratio"] = round(summary["acteach"]["median_seconds"]
-                                         / summary["sb3"]["median_seconds"], 3)
-        summary["targets"] = {"steps_ratio": 1.0, "seconds_ratio": 0.4}
+        rows.append(median_row(name, summary[name]) + [""])
+    add_ratios(summary, {"steps_ratio": 1.0, "seconds_ratio": 0.4})
     report("Pendulum-v1: steps and training seconds until the deterministic evaluation "
            "(5 episodes every 1,000 steps) first reaches -200",
            ["agent", "seed", "env steps", "train seconds", "evaluation returns"], rows, summary)

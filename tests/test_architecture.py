@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from acteach.actor_critic import Config, a2c_update, make_envs, rollout
+from acteach.actor_critic import Config, a2c_update
 from acteach.architecture import (
     Interference,
     a2c_losses,
@@ -16,17 +16,11 @@ from acteach.architecture import (
     trunk_parameters,
 )
 from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
+from acteach.parallel import sample_record
 
 
-def _record(policy, n_envs=4, n_steps=8, seed=0):
-    envs = make_envs("CartPole-v1", n_envs)
-    try:
-        obs, _ = envs.reset(seed=seed)
-        record, _, _ = rollout(envs, policy, obs, np.zeros(n_envs, dtype=bool), n_steps,
-                               torch.Generator().manual_seed(seed))
-    finally:
-        envs.close()
-    return record
+def _record(policy, seed=0):
+    return sample_record(policy, "CartPole-v1", n_envs=4, length=8, seed=seed)
 
 
 def _nets(shared, seed=0):
