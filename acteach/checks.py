@@ -74,6 +74,16 @@ def _compare(call: str, expected: np.ndarray, got: Any, atol: float = 1e-6,
             + (f"\n  hint: {hint}" if hint else ""))
 
 
+def _recognise(got: np.ndarray, expected: np.ndarray, known: list[tuple[np.ndarray, str]],
+               default: str) -> str:
+    """The text of the first known mistake whose answer got reproduces (and the right answer
+    does not), else default."""
+    for candidate, text in known:
+        if not np.allclose(candidate, expected) and np.allclose(got, candidate, atol=1e-6):
+            return text
+    return default
+
+
 def _passed(name: str, n_cases: int) -> None:
     print(f"\u2713 {name}: all {n_cases} cases agree with the library.")
 
@@ -457,10 +467,7 @@ def _advantage_hint(rew: np.ndarray, mask: np.ndarray, value: np.ndarray, gamma:
         (-subtract_baseline(rtg, value, mask), "the sign: Q_hat_t - V(s_t), not V(s_t) - Q_hat_t"),
     ]
     expected = subtract_baseline(rtg, value, mask)
-    for candidate, text in known:
-        if not np.allclose(candidate, expected) and np.allclose(got, candidate, atol=1e-6):
-            return text
-    return hint
+    return _recognise(got, expected, known, hint)
 
 
 def check_advantage_weights(fn: Callable) -> None:
@@ -555,10 +562,7 @@ def _td_hint(c: dict, got: Any, hint: str) -> str:
          "rewards and values are garbage"),
     ]
     expected = _reference_td(c)
-    for candidate, text in known:
-        if not np.allclose(candidate, expected) and np.allclose(got, candidate, atol=1e-6):
-            return text
-    return hint
+    return _recognise(got, expected, known, hint)
 
 
 def check_discounted_td_advantage(fn: Callable) -> None:
@@ -1002,10 +1006,7 @@ def _gae_hint(c: dict, got: Any, hint: str) -> str:
          "carries nothing across it: its garbage must not flow into the steps before it"),
     ]
     expected = _reference_gae(c)
-    for candidate, text in known:
-        if not np.allclose(candidate, expected) and np.allclose(got, candidate, atol=1e-6):
-            return text
-    return hint
+    return _recognise(got, expected, known, hint)
 
 
 def check_gae(fn: Callable) -> None:
