@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ipywidgets as W
 import numpy as np
@@ -34,6 +34,32 @@ from acteach.plotting import (EstimatePlot, GammaPlot, LambdaPlot, _pm, _range, 
 from acteach.sampling import Batch
 from acteach.tabular import (TabularMDP, check_logits, exact_policy_gradient, exact_values,
                              sample_trajectories, softmax_policy, state_occupancy)
+
+
+def _slider(options: Sequence, value: object, description: str) -> W.SelectionSlider:
+    """A slider over `options` that redraws when released (not while dragged)."""
+    return W.SelectionSlider(options=options, value=value, description=description,
+                             continuous_update=False)
+
+
+def _lab_box(rows: list[list[W.Widget]], render: Callable[..., tuple[bytes | None, str]]
+             ) -> W.VBox:
+    """Every lab's layout: rows of controls, then the plot, then the readout. When any control
+    changes, render(*the controls' values, row by row) gives (PNG bytes, or None to keep the
+    plot, and the readout text)."""
+    controls = [control for row in rows for control in row]
+    image, readout = W.Image(format="png"), W.HTML()
+
+    def redraw(_=None) -> None:
+        png, text = render(*(control.value for control in controls))
+        if png is not None:
+            image.value = png
+        readout.value = f"<pre>{text}</pre>"
+
+    for control in controls:
+        control.observe(redraw, names="value")
+    redraw()
+    return W.VBox([row[0] if len(row) == 1 else W.HBox(row) for row in rows] + [image, readout])
 
 
 @dataclass(frozen=True)
@@ -134,31 +160,22 @@ class VarianceLab:
 
     def widget(self, n: int = 10, seed: int = 0) -> W.VBox:
         """The interactive lab: N and seed sliders, estimator checkboxes, plot and table."""
-        n_slider = W.SelectionSlider(options=self.n_values, value=n, description="N",
-                                     continuous_update=False)
         seed_slider = W.IntSlider(value=seed, min=0, max=20, description="seed",
                                   continuous_update=False)
         boxes = [W.Checkbox(value=True, description=e.label, indent=False)
                  for e in self.estimators]
-        image = W.Image(format="png")
-        readout = W.HTML()
 
-        def redraw(_=None) -> None:
-            labels = [b.description for b in boxes if b.value]
+        def draw(n: int, seed: int, *ticked: bool) -> tuple[bytes | None, str]:
+            labels = [b.description for b, on in zip(boxes, ticked) if on]
             if not labels:
-                readout.value = "<pre>Tick at least one estimator.</pre>"
-                return
-            stats = self.update(n_slider.value, seed_slider.value, labels)
-            image.value, table = self.render(stats)
-            readout.value = (f"<pre>N = {n_slider.value} trajectories per estimate, seed "
-                             f"{seed_slider.value}, {stats[0].n_repeats} estimates each, "
-                             f"{stats[0].steps_per_estimate:.0f} env steps per estimate\n\n"
-                             f"{table}</pre>")
+                return None, "Tick at least one estimator."
+            stats = self.update(n, seed, labels)
+            png, table = self.render(stats)
+            return png, (f"N = {n} trajectories per estimate, seed {seed}, "
+                         f"{stats[0].n_repeats} estimates each, "
+                         f"{stats[0].steps_per_estimate:.0f} env steps per estimate\n\n{table}")
 
-        for control in (n_slider, seed_slider, *boxes):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([W.HBox([n_slider, seed_slider]), W.HBox(boxes), image, readout])
+        return _lab_box([[_slider(self.n_values, n, "N"), seed_slider], boxes], draw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,21 +308,8 @@ class QLab:
     def widget(self, k: int = 4, n: int = 10, seed: int = 0) -> W.VBox:
         """The interactive lab: k and N sliders, the two panels and the readout."""
         self._check(k, n)
-        k_slider = W.SelectionSlider(options=self.k_values, value=k, description="k",
-                                     continuous_update=False)
-        n_slider = W.SelectionSlider(options=self.n_values, value=n, description="N",
-                                     continuous_update=False)
-        image = W.Image(format="png")
-        readout = W.HTML()
-
-        def redraw(_=None) -> None:
-            image.value, text = self.render(k_slider.value, n_slider.value, seed)
-            readout.value = f"<pre>{text}</pre>"
-
-        for control in (k_slider, n_slider):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([W.HBox([k_slider, n_slider]), image, readout])
+        return _lab_box([[_slider(self.k_values, k, "k"), _slider(self.n_values, n, "N")]],
+                        lambda k, n: self.render(k, n, seed))
 
 
 class _QPlot:
@@ -569,22 +573,9 @@ class DiscountLab:
 
     def widget(self, gamma: float = 0.9, n: int = 10) -> W.VBox:
         """The interactive lab: gamma and N sliders, the two panels and the readout."""
-        self._check(gamma, n)
-        g_slider = W.SelectionSlider(options=self.gammas, value=self.gammas[self._check(gamma, n)],
-                                     description="gamma", continuous_update=False)
-        n_slider = W.SelectionSlider(options=self.n_values, value=n, description="N",
-                                     continuous_update=False)
-        image = W.Image(format="png")
-        readout = W.HTML()
-
-        def redraw(_=None) -> None:
-            image.value, text = self.render(g_slider.value, n_slider.value)
-            readout.value = f"<pre>{text}</pre>"
-
-        for control in (g_slider, n_slider):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([W.HBox([g_slider, n_slider]), image, readout])
+        gamma = self.gammas[self._check(gamma, n)]
+        return _lab_box([[_slider(self.gammas, gamma, "gamma"), _slider(self.n_values, n, "N")]],
+                        self.render)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -738,26 +729,12 @@ class CriticLab:
         """The interactive lab: target, steps, batch size, lr and seed; plot and readout."""
         self._check(target, steps, batch_size, lr)
         target_w = W.ToggleButtons(options=[(self.LABELS[t], t) for t in TARGETS], value=target)
-        steps_w = W.SelectionSlider(options=self.steps_values, value=steps, description="steps",
-                                    continuous_update=False)
-        batch_w = W.SelectionSlider(options=self.batch_values, value=batch_size,
-                                    description="batch", continuous_update=False)
-        lr_w = W.SelectionSlider(options=self.lr_values, value=lr, description="lr",
-                                 continuous_update=False)
         seed_w = W.IntSlider(value=seed, min=0, max=20, description="seed",
                              continuous_update=False)
-        image, readout = W.Image(format="png"), W.HTML()
-
-        def redraw(_=None) -> None:
-            image.value, text = self.render(target_w.value, steps_w.value, batch_w.value,
-                                            lr_w.value, seed_w.value)
-            readout.value = f"<pre>{text}</pre>"
-
-        for control in (target_w, steps_w, batch_w, lr_w, seed_w):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([target_w, W.HBox([steps_w, batch_w]), W.HBox([lr_w, seed_w]), image,
-                       readout])
+        return _lab_box([[target_w],
+                         [_slider(self.steps_values, steps, "steps"),
+                          _slider(self.batch_values, batch_size, "batch")],
+                         [_slider(self.lr_values, lr, "lr"), seed_w]], self.render)
 
 
 def _num(x: float) -> str:
@@ -972,20 +949,8 @@ class CriticBiasLab:
     def widget(self, alpha: float = 0.0, n: int = 10, seed: int = 0) -> W.VBox:
         """The interactive lab: alpha and N sliders, plot and readout."""
         self._check(alpha, n)
-        alpha_w = W.SelectionSlider(options=self.ALPHAS, value=alpha, description="alpha",
-                                    continuous_update=False)
-        n_w = W.SelectionSlider(options=self.n_values, value=n, description="N",
-                                continuous_update=False)
-        image, readout = W.Image(format="png"), W.HTML()
-
-        def redraw(_=None) -> None:
-            image.value, text = self.render(alpha_w.value, n_w.value, seed)
-            readout.value = f"<pre>{text}</pre>"
-
-        for control in (alpha_w, n_w):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([W.HBox([alpha_w, n_w]), image, readout])
+        return _lab_box([[_slider(self.ALPHAS, alpha, "alpha"), _slider(self.n_values, n, "N")]],
+                        lambda alpha, n: self.render(alpha, n, seed))
 
 
 class _BlendPlot:
@@ -1154,25 +1119,14 @@ class ParallelLab:
         n_envs = self.n_envs[-1] if n_envs is None else n_envs
         n_steps = self.n_steps[-1] if n_steps is None else n_steps
         self._check(n_envs, n_steps)
-        n_slider = W.SelectionSlider(options=self.n_envs, value=n_envs, description="N envs",
-                                     continuous_update=False)
-        t_slider = W.SelectionSlider(options=self.n_steps, value=n_steps,
-                                     description="T steps", continuous_update=False)
-        image = W.Image(format="png")
-        readout = W.HTML()
 
-        def redraw(_=None) -> None:
-            key = (n_slider.value, t_slider.value)
-            if key in self.histories:
-                image.value, text = self.render(*key)
-            else:
-                text = f"(N, T) = {key} is not in the grid"
-            readout.value = f"<pre>{text}</pre>"
+        def draw(n_envs: int, n_steps: int) -> tuple[bytes | None, str]:
+            if (n_envs, n_steps) not in self.histories:
+                return None, f"(N, T) = {(n_envs, n_steps)} is not in the grid"
+            return self.render(n_envs, n_steps)
 
-        for control in (n_slider, t_slider):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([W.HBox([n_slider, t_slider]), image, readout])
+        return _lab_box([[_slider(self.n_envs, n_envs, "N envs"),
+                          _slider(self.n_steps, n_steps, "T steps")]], draw)
 
 
 class _CurvesPlot:
@@ -1583,24 +1537,10 @@ class LambdaLab:
         """The interactive lab: alpha, N, lam and n sliders; the two panels and the readout."""
         lam, n = self._check(alpha, lam, n, n_trajectories, seed)
         alphas = sorted({*self.ALPHAS, float(alpha)})
-        alpha_w = W.SelectionSlider(options=alphas, value=float(alpha), description="alpha",
-                                    continuous_update=False)
-        n_traj_w = W.SelectionSlider(options=self.n_trajectories_values, value=n_trajectories,
-                                     description="N", continuous_update=False)
-        lam_w = W.SelectionSlider(options=self.lams, value=lam, description="lam",
-                                  continuous_update=False)
-        n_w = W.SelectionSlider(options=[("inf" if v is None else str(v),
-                                          "inf" if v is None else v) for v in self.n_values],
-                                value="inf" if n is None else n, description="n",
-                                continuous_update=False)
-        image, readout = W.Image(format="png"), W.HTML()
-
-        def redraw(_=None) -> None:
-            image.value, text = self.render(alpha_w.value, lam_w.value, n_w.value,
-                                            n_traj_w.value, seed)
-            readout.value = f"<pre>{text}</pre>"
-
-        for control in (alpha_w, n_traj_w, lam_w, n_w):
-            control.observe(redraw, names="value")
-        redraw()
-        return W.VBox([W.HBox([alpha_w, n_traj_w]), W.HBox([lam_w, n_w]), image, readout])
+        n_options = [("inf" if v is None else str(v), "inf" if v is None else v)
+                     for v in self.n_values]
+        return _lab_box([[_slider(alphas, float(alpha), "alpha"),
+                          _slider(self.n_trajectories_values, n_trajectories, "N")],
+                         [_slider(self.lams, lam, "lam"),
+                          _slider(n_options, "inf" if n is None else n, "n")]],
+                        lambda alpha, n_traj, lam, n: self.render(alpha, lam, n, n_traj, seed))
