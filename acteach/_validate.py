@@ -1,4 +1,6 @@
-"""Argument checks shared by the library: each raises ValueError naming the argument."""
+"""Argument checks shared by the library (every notebook): each raises ValueError naming the
+argument and what was expected. Checks of an object the library defines (logits for an MDP,
+a Batch) live beside it; the checks of plain numbers, flags and arrays live here."""
 from __future__ import annotations
 
 import numbers
@@ -21,9 +23,14 @@ def check_positive_int(name: str, x: object) -> None:
         raise ValueError(f"{name}: expected a positive integer, got {x!r}")
 
 
+def check_unit_interval(name: str, x: object) -> None:
+    """x a real number in [0, 1] (not a bool): a discount, lam, a quantile."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {x!r}")
+
+
 def check_gamma(gamma: object) -> None:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}")
+    check_unit_interval("gamma", gamma)
 
 
 def check_probability_vectors(name: str, p: np.ndarray, what: str) -> None:
@@ -39,8 +46,7 @@ def check_probability_vectors(name: str, p: np.ndarray, what: str) -> None:
 
 def check_lam(lam: object) -> None:
     """lam of GAE: a number in [0, 1] (0 = the TD advantage, 1 = the bootstrapped return - V)."""
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam: expected a number in [0, 1], got {lam!r}")
+    check_unit_interval("lam", lam)
 
 
 def check_real(name: str, x: object, bound: str = "any") -> None:
@@ -64,3 +70,39 @@ def check_integer(name: str, x: object) -> None:
     """x an integer (not a bool), e.g. a seed."""
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise ValueError(f"{name}: expected an integer, got {x!r}")
+
+
+def check_seed(seed: object) -> None:
+    """seed: an integer >= 0 (not a bool), as numpy's and torch's generators take."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+
+
+def check_flag(name: str, x: object) -> None:
+    """x a bool switch: True or False, never a truthy stand-in such as 1, "no" or np.bool_."""
+    if not isinstance(x, bool):
+        raise ValueError(f"{name}: expected True or False, got {x!r}")
+
+
+def check_flags(name: str, flags: object, shape: tuple | None = None,
+                meaning: str = "the shape of rew") -> np.ndarray:
+    """An array of per-step flags (mask, terminated, truncated) as bool, or a ValueError naming
+    it: the wrong shape (when `shape` is given; `meaning` says whose shape it is), or values
+    that are not bool or 0/1."""
+    flags = np.asarray(flags)
+    if shape is not None and flags.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} ({meaning}), got {flags.shape}")
+    if flags.dtype != bool:
+        if not np.issubdtype(flags.dtype, np.number) or not np.isin(flags, (0, 1)).all():
+            raise ValueError(f"{name}: expected bool or 0/1 flags, got values other than 0 and 1")
+        flags = flags.astype(bool)
+    return flags
+
+
+def check_discount_option(discount_option: object) -> int:
+    """discount_option: 1 (practice: no gamma^t) or 2 (gamma^t: the discounted objective's
+    gradient), as an int."""
+    if isinstance(discount_option, bool) or discount_option not in (1, 2):
+        raise ValueError(f"discount_option: expected 1 (practice: no gamma^t) or 2 (gamma^t, the "
+                         f"discounted objective's gradient), got {discount_option!r}")
+    return int(discount_option)

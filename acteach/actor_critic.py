@@ -1,4 +1,5 @@
-"""Actor-critic algorithms: batch, online and synchronous parallel (A2C) (backs notebooks 06 and 07).
+"""On-policy actor-critic algorithms: batch, online and synchronous parallel (A2C) (backs notebooks
+06 and 07; notebook 09 trains A2C with the GAE target and a shared trunk).
 
 The lecture's actor-critic algorithm, run on N environments in parallel for n_steps each:
 
@@ -13,6 +14,9 @@ Two targets y_t, named as in `acteach.advantages`:
     "n_step"    y_t = bootstrapped_return: rewards to the end of the rollout, then V (A2C's choice)
 
 With n_envs=1 and n_steps=1 this is the lecture's online actor-critic; with many envs it is A2C.
+Notebook 06's batch actor-critic (`train_batch_actor_critic`) and REINFORCE (`train_reinforce`)
+instead sample n_episodes whole episodes per update. All of them read one `A2CConfig` and return
+an `A2CHistory`; the bookkeeping around their loops is `acteach.training`'s.
 
 Vector envs (gymnasium 1.x) autoreset on the NEXT step: after a step that ends an episode, the
 following step() ignores the action, returns the reset observation and reward 0. That step is
@@ -23,35 +27,42 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from acteach._validate import (check_gamma, check_hidden, check_integer, check_lam,
-                               check_positive_int, check_real)
+from acteach._validate import check_flag, check_lam, check_positive_int, check_real
 from acteach.advantages import bootstrapped_return, bootstrapped_target, gae, td_advantage
 from acteach.critic import critic_loss as bootstrapped_critic_loss
 from acteach.critic import monte_carlo_loss
 from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.returns import reward_to_go
-from acteach.sampling import Batch, sample_episodes
+from acteach.sampling import Batch, check_next_step_autoreset, make_envs, sample_episodes
 from acteach.surrogate import policy_gradient_surrogate
+from acteach.training import (History, check_run_config, clip_gradients, progress_bar,
+                              single_threaded)
 
-TARGETS = ("one_step", "n_step", "gae")
+#: The critic targets of A2C (batch training: the first two). `critic.TARGETS` are the ways
+#: to fit V of notebook 04, a different list.
+A2C_TARGETS = ("one_step", "n_step", "gae")
 
 
 @dataclass
-class Config:
-    """Hyperparameters of A2C (synchronous parallel actor-critic)."""
+class A2CConfig:
+    """Hyperparameters of A2C (synchronous parallel actor-critic), of the lecture's online
+    actor-critic (A2C with one env and one step) and of notebook 06's batch actor-critic and
+    REINFORCE (whole episodes; the fields marked "batch training" are theirs)."""
 
     env_id: str = "CartPole-v1"
     """gymnasium id of an env with discrete actions and vector observations."""
     n_envs: int = 8
-    """N, the number of environments stepped in parallel."""
+    """A2C: N, the number of environments stepped in parallel."""
     n_steps: int = 4
-    """T, steps per env per update (a rollout is T * N transitions)."""
+    """A2C: T, steps per env per update (a rollout is T * N transitions)."""
+    n_episodes: int = 8
+    """Batch training: N, the number of whole episodes sampled per update."""
     gamma: float = 0.99
     """Discount factor in [0, 1]."""
     target: str = "n_step"
@@ -77,8 +88,7 @@ class Config:
     max_grad_norm: float | None = 0.5
     """Clip each network's gradient to this global norm; None = no clipping."""
     critic_epochs: int = 5
-    """Batch actor-critic only: full-batch Adam steps fitting V_phi on each batch of episodes
-    (with batch training, n_envs is N, the number of whole episodes per update)."""
+    """Batch actor-critic only: full-batch Adam steps fitting V_phi on each batch of episodes."""
     total_steps: int = 50_000
     """Training budget in environment transitions (valid steps, summed over envs)."""
     stop_return: float | None = None
@@ -93,17 +103,13 @@ class Config:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
-        if not isinstance(self.env_id, str) or not self.env_id:
-            raise ValueError(f"env_id: expected a gymnasium env id, got {self.env_id!r}")
-        for name in ("n_envs", "n_steps", "total_steps", "critic_epochs", "stop_window"):
-            check_positive_int(name, getattr(self, name))
-        check_gamma(self.gamma)
+        check_run_config(self, ("n_envs", "n_steps", "n_episodes", "total_steps",
+                                "critic_epochs", "stop_window"))
         check_lam(self.lam)
         check_real("value_coef", self.value_coef, "positive")
-        if not isinstance(self.shared, bool):
-            raise ValueError(f"shared: expected True or False, got {self.shared!r}")
-        if self.target not in TARGETS:
-            raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
+        check_flag("shared", self.shared)
+        if self.target not in A2C_TARGETS:
+            raise ValueError(f"target: expected one of {A2C_TARGETS}, got {self.target!r}")
         for name in ("lr_actor", "lr_critic"):
             check_real(name, getattr(self, name), "positive")
         check_real("ent_coef", self.ent_coef, "nonnegative")
@@ -111,32 +117,11 @@ class Config:
             check_real("max_grad_norm", self.max_grad_norm, "positive")
         if self.stop_return is not None:
             check_real("stop_return", self.stop_return)
-        check_hidden(self.hidden)
-        check_integer("seed", self.seed)
 
 
 # ---------------------------------------------------------------------------------------------
 # 1. Sample with pi_theta
 # ---------------------------------------------------------------------------------------------
-
-def make_envs(env_id: str, n_envs: int) -> Any:
-    """n_envs copies of env_id as one gymnasium vector env (next-step autoreset)."""
-    import gymnasium as gym
-
-    if env_id not in gym.registry:
-        raise ValueError(f"env_id: expected the id of a registered gymnasium env, got {env_id!r}")
-    mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
-    envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode)
-    _check_next_step_autoreset(envs)
-    return envs
-
-
-def _check_next_step_autoreset(envs: Any) -> None:
-    """rollout's masking assumes gymnasium's default next-step autoreset; refuse anything else."""
-    mode = envs.metadata.get("autoreset_mode")
-    if mode is not None and getattr(mode, "name", str(mode)) != "NEXT_STEP":
-        raise ValueError(f"envs: expected next-step autoreset, got autoreset_mode={mode}")
-
 
 def valid_steps(terminated: np.ndarray, truncated: np.ndarray, autoreset: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +161,7 @@ def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np
     (and their rew and flags are 0); on a done step next_obs is the true final observation.
     """
     check_positive_int("n_steps", n_steps)
-    _check_next_step_autoreset(envs)
+    check_next_step_autoreset(envs)
     steps = []
     for _ in range(n_steps):
         act = policy.act(obs, generator)
@@ -188,15 +173,14 @@ def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np
                       "terminated": terminated & valid, "truncated": truncated & valid})
         autoreset = (terminated | truncated) & valid
         obs = next_obs
-    record = Batch(**{key: np.stack([step[key] for step in steps]) for key in steps[0]})
-    return record, obs, autoreset
+    return Batch.from_steps(steps), obs, autoreset
 
 
 # ---------------------------------------------------------------------------------------------
 # 2-5. Fit V_phi, advantage, policy gradient, update theta
 # ---------------------------------------------------------------------------------------------
 
-def critic_targets(critic: ValueNet, record: Batch, config: Config,
+def critic_targets(critic: ValueNet, record: Batch, config: A2CConfig,
                    next_value: np.ndarray | None = None, value: np.ndarray | None = None
                    ) -> np.ndarray:
     """y: (T, N) float64, the critic's target (stop-gradient: computed from V without a graph).
@@ -216,33 +200,13 @@ def critic_targets(critic: ValueNet, record: Batch, config: Config,
                                record.mask, config.gamma)
 
 
-def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None) -> None:
-    """One optimiser step on loss, the gradient clipped to max_grad_norm if given."""
-    _steps([opt], loss, max_grad_norm)
-
-
-def _steps(opts: list[torch.optim.Optimizer], loss: torch.Tensor,
-           max_grad_norm: float | None) -> None:
-    """One backward pass of loss, then a step of each optimiser, the gradient of each parameter
-    group (a network) clipped to max_grad_norm on its own. With disjoint parameters, a sum of
-    losses gives each network exactly the gradient of its own loss, from a single backward."""
-    for opt in opts:
-        opt.zero_grad()
-    loss.backward()
-    for opt in opts:
-        if max_grad_norm is not None:
-            for group in opt.param_groups:
-                torch.nn.utils.clip_grad_norm_(group["params"], max_grad_norm, foreach=True)
-        opt.step()
-
-
 def adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """Adam on the module's parameters; the fused CPU kernel updates all of them in one call,
     which matters for small nets stepped thousands of times."""
     return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
 
 
-def actor_critic_adam(policy: torch.nn.Module, critic: torch.nn.Module, config: Config
+def actor_critic_adam(policy: torch.nn.Module, critic: torch.nn.Module, config: A2CConfig
                       ) -> torch.optim.Adam:
     """One Adam over both networks, each its own parameter group with its own learning rate,
     so one update is one optimiser call (the per-call overhead dominates with small nets).
@@ -252,7 +216,7 @@ def actor_critic_adam(policy: torch.nn.Module, critic: torch.nn.Module, config: 
                             fused=True)
 
 
-def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: Config
+def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: A2CConfig
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two losses of one actor-critic update from a (T, N) record, means over valid steps:
 
@@ -266,7 +230,7 @@ def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, confi
     return _a2c_terms(policy, critic, record, config)[:2]
 
 
-def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: Config
+def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: A2CConfig
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """a2c_losses, plus the mean entropy and the mean advantage (floats' worth, for history)."""
     mask = torch.as_tensor(record.mask)
@@ -290,7 +254,7 @@ def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, confi
 
 
 def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
-               opt_critic: torch.optim.Optimizer | None, record: Batch, config: Config
+               opt_critic: torch.optim.Optimizer | None, record: Batch, config: A2CConfig
                ) -> dict[str, float]:
     """One actor-critic update from a (T, N) record: a step on the losses of `a2c_losses`.
 
@@ -304,8 +268,13 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
     # detached), so one backward pass of their sum gives each network its own gradient; a
     # shared trunk feels both, the critic's weighted by value_coef
     loss = actor_loss + (config.value_coef if config.shared else 1.0) * critic_loss
-    _steps([opt_actor] if opt_critic is None else [opt_critic, opt_actor], loss,
-           config.max_grad_norm)
+    optimizers = [opt_actor] if opt_critic is None else [opt_critic, opt_actor]
+    for opt in optimizers:
+        opt.zero_grad()
+    loss.backward()
+    for opt in optimizers:
+        clip_gradients(opt, config.max_grad_norm)          # each network's gradient on its own
+        opt.step()
     return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
             "entropy": entropy.item(), "adv_mean": adv_mean.item()}
 
@@ -315,97 +284,52 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
-class History:
-    """What a training run did.
+class A2CHistory(History):
+    """What `train_a2c`, `train_batch_actor_critic` or `train_reinforce` did: the fields of
+    `training.History` (losses per update: actor_loss, critic_loss, entropy, adv_mean; no
+    critic_loss for REINFORCE), and the trained networks.
 
-    env_steps:        transitions trained on (valid steps, summed over envs).
-    episode_returns:  undiscounted return of each finished episode, in the order they ended.
-    episode_steps:    env_steps at which each of those episodes ended (same length).
-    episode_seconds:  wall-clock seconds since the start of training at each of those ends.
-    losses:           per update: actor_loss, critic_loss, entropy, adv_mean (lists of floats).
-    seconds:          wall-clock time of the run.
-    policy, critic:   the trained networks.
+    policy:  the trained CategoricalPolicy.
+    critic:  the trained ValueNet (None for REINFORCE, which has no critic).
     """
 
-    env_steps: int = 0
-    episode_returns: list[float] = field(default_factory=list)
-    episode_steps: list[int] = field(default_factory=list)
-    episode_seconds: list[float] = field(default_factory=list)
-    losses: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0
-    policy: Any = None
-    critic: Any = None
-
-    def steps_to_mean_return(self, threshold: float, window: int = 20) -> int | None:
-        """First env step at which the mean of the last `window` episode returns >= threshold."""
-        i = self._first_reached(threshold, window)
-        return None if i is None else self.episode_steps[i]
-
-    def seconds_to_mean_return(self, threshold: float, window: int = 20) -> float | None:
-        """Training seconds until the mean of the last `window` returns first >= threshold."""
-        i = self._first_reached(threshold, window)
-        return None if i is None else self.episode_seconds[i]
-
-    def _first_reached(self, threshold: float, window: int) -> int | None:
-        """Index of the first episode closing a window whose mean return >= threshold."""
-        check_positive_int("window", window)
-        returns = np.asarray(self.episode_returns, dtype=float)
-        if len(returns) < window:
-            return None
-        means = np.convolve(returns, np.ones(window) / window, mode="valid")
-        reached = np.flatnonzero(means >= threshold - 1e-9)
-        return None if reached.size == 0 else int(reached[0]) + window - 1
+    policy: CategoricalPolicy | None = None
+    critic: ValueNet | None = None
 
 
-
-def _record_episodes(history: History, record: Batch, running_return: np.ndarray,
-                     seconds: float) -> None:
-    """Add the rollout's finished episodes to history; running_return (N,) is updated in place.
-    seconds: training time so far, stamped on each episode that ended in this rollout."""
+def _record_rollout(history: A2CHistory, record: Batch, running_return: np.ndarray,
+                    seconds: float) -> None:
+    """Add the rollout's steps and finished episodes to history, step by step; running_return
+    (N,) is updated in place. seconds: training time so far, stamped on each episode end."""
     for t in range(record.rew.shape[0]):
-        history.env_steps += int(record.mask[t].sum())
-        running_return += record.rew[t]
-        for n in np.flatnonzero(record.terminated[t] | record.truncated[t]):
-            history.episode_returns.append(float(running_return[n]))
-            history.episode_steps.append(history.env_steps)
-            history.episode_seconds.append(seconds)
-            running_return[n] = 0.0
+        history.record_step(record.rew[t], record.mask[t],
+                            record.terminated[t] | record.truncated[t], running_return, seconds)
 
 
-def _reached_stop(history: History, config: Config) -> bool:
+def _reached_stop(history: A2CHistory, config: A2CConfig) -> bool:
     """Has the mean of stop_window consecutive returns reached stop_return (ever, so also
     inside the last rollout)?"""
     return (config.stop_return is not None and
-            history._first_reached(config.stop_return, config.stop_window) is not None)
+            history.first_reached(config.stop_return, config.stop_window) is not None)
 
 
-def _progress_bar(total: int, enabled: bool, desc: str = "A2C") -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, unit="step", desc=desc)
-
-
-def train_a2c(config: Config, progress: bool = True) -> History:
+def train_a2c(config: A2CConfig, progress: bool = True) -> A2CHistory:
     """Train a CategoricalPolicy and a ValueNet with A2C for config.total_steps transitions.
 
-    Runs with torch.set_num_threads(1) (small nets on a few cores train far faster on one
-    thread) and restores the thread count and the global torch RNG state afterwards.
+    Runs `training.single_threaded(config.seed)`: torch on one thread (small nets on a few
+    cores train far faster on one thread), the thread count and the global torch RNG state
+    restored afterwards.
     """
     config.validate()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     envs = make_envs(config.env_id, config.n_envs)
     try:
-        with torch.random.fork_rng():
-            torch.manual_seed(config.seed)
-            history = _train(config, envs, progress)
+        with single_threaded(config.seed):
+            return _train(config, envs, progress)
     finally:
         envs.close()
-        torch.set_num_threads(threads)
-    return history
 
 
-def train_online_actor_critic(config: Config, progress: bool = True) -> History:
+def train_online_actor_critic(config: A2CConfig, progress: bool = True) -> A2CHistory:
     """The lecture's online actor-critic: one env, one transition (s, a, r, s'), then one step
     of V_phi on the target r + gamma V_phi(s') and one step of theta on grad log pi(a|s) A.
     It is train_a2c with n_envs = 1, n_steps = 1 and the one-step target."""
@@ -413,7 +337,7 @@ def train_online_actor_critic(config: Config, progress: bool = True) -> History:
                      progress)
 
 
-def _train(config: Config, envs: Any, progress: bool) -> History:
+def _train(config: A2CConfig, envs: Any, progress: bool) -> A2CHistory:
     """The loop of train_a2c: rollout, a2c_update, bookkeeping."""
     start = time.perf_counter()
     obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
@@ -427,17 +351,16 @@ def _train(config: Config, envs: Any, progress: bool) -> History:
     generator = torch.Generator().manual_seed(config.seed)
     obs, _ = envs.reset(seed=config.seed)
     autoreset = np.zeros(config.n_envs, dtype=bool)
-    running_return, history = np.zeros(config.n_envs), History()
-    with _progress_bar(config.total_steps, progress) as bar:
+    running_return, history = np.zeros(config.n_envs), A2CHistory()
+    with progress_bar(config.total_steps, progress, "A2C") as bar:
         while history.env_steps < config.total_steps:
             record, obs, autoreset = rollout(envs, policy, obs, autoreset, config.n_steps,
                                              generator)
             if record.mask.any():        # a lone reset step (n_envs = n_steps = 1) has nothing
-                losses = a2c_update(policy, critic, opt_actor, opt_critic, record, config)
-                for key, value in losses.items():
-                    history.losses.setdefault(key, []).append(value)
+                history.add_losses(a2c_update(policy, critic, opt_actor, opt_critic, record,
+                                              config))
             before = history.env_steps
-            _record_episodes(history, record, running_return, time.perf_counter() - start)
+            _record_rollout(history, record, running_return, time.perf_counter() - start)
             bar.update(history.env_steps - before)
             if history.episode_returns and len(history.episode_returns) % 10 == 0:
                 bar.set_postfix(ret20=f"{np.mean(history.episode_returns[-20:]):.0f}",
@@ -481,7 +404,7 @@ def actor_critic_losses(policy: CategoricalPolicy, critic: torch.nn.Module, obs,
 
 def batch_actor_critic_update(policy: CategoricalPolicy, critic: ValueNet,
                               opt_actor: torch.optim.Optimizer,
-                              opt_critic: torch.optim.Optimizer, batch: Batch, config: Config
+                              opt_critic: torch.optim.Optimizer, batch: Batch, config: A2CConfig
                               ) -> dict[str, float]:
     """Steps 2-5 of the lecture's batch actor-critic on N whole episodes (step 1 made `batch`).
 
@@ -502,14 +425,20 @@ def batch_actor_critic_update(policy: CategoricalPolicy, critic: ValueNet,
             critic_loss = bootstrapped_critic_loss(critic, *args)
         else:
             critic_loss = monte_carlo_loss(critic, batch.obs, y, batch.mask)
-        _step(opt_critic, critic_loss, config.max_grad_norm)
+        opt_critic.zero_grad()
+        critic_loss.backward()
+        clip_gradients(opt_critic, config.max_grad_norm)
+        opt_critic.step()
 
     actor_loss, critic_loss = actor_critic_losses(                            # 3. and 4.
         policy, critic, batch.obs, batch.act, batch.rew, batch.next_obs, batch.terminated,
         batch.mask, config.gamma)
     mask = torch.as_tensor(batch.mask)
     entropy = torch.where(mask, policy(batch.obs).entropy(), 0.0).sum() / mask.sum()
-    _step(opt_actor, actor_loss - config.ent_coef * entropy, config.max_grad_norm)   # 5.
+    opt_actor.zero_grad()                                                     # 5. update theta
+    (actor_loss - config.ent_coef * entropy).backward()
+    clip_gradients(opt_actor, config.max_grad_norm)
+    opt_actor.step()
 
     adv = td_advantage_of(critic, batch, config.gamma)
     return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
@@ -523,7 +452,7 @@ def td_advantage_of(critic: torch.nn.Module, batch: Batch, gamma: float) -> np.n
 
 
 def reinforce_update(policy: CategoricalPolicy, opt_actor: torch.optim.Optimizer, batch: Batch,
-                     config: Config) -> dict[str, float]:
+                     config: A2CConfig) -> dict[str, float]:
     """REINFORCE with reward-to-go on N whole episodes: one step of theta on -surrogate with
     w_t = sum_{t' >= t} gamma^(t'-t) r_t' (- ent_coef * mean entropy)."""
     ret = reward_to_go(batch.rew, batch.mask, config.gamma)                  # (T, N)
@@ -531,80 +460,65 @@ def reinforce_update(policy: CategoricalPolicy, opt_actor: torch.optim.Optimizer
     logp = policy.log_prob(batch.obs, batch.act)
     actor_loss = -policy_gradient_surrogate(logp, torch.as_tensor(ret, dtype=logp.dtype), mask)
     entropy = torch.where(mask, policy(batch.obs).entropy(), 0.0).sum() / mask.sum()
-    _step(opt_actor, actor_loss - config.ent_coef * entropy, config.max_grad_norm)
+    opt_actor.zero_grad()
+    (actor_loss - config.ent_coef * entropy).backward()
+    clip_gradients(opt_actor, config.max_grad_norm)
+    opt_actor.step()
     return {"actor_loss": actor_loss.item(), "entropy": entropy.item(),
             "adv_mean": float(ret[batch.mask].mean())}
 
 
-def _record_batch(history: History, batch: Batch, seconds: float) -> None:
+def _record_batch(history: A2CHistory, batch: Batch, seconds: float) -> None:
     """Add a batch of N whole episodes to history, as if run one after the other."""
     for length, ret in zip(batch.lengths, batch.rew.sum(axis=0)):
         history.env_steps += int(length)
-        history.episode_returns.append(float(ret))
-        history.episode_steps.append(history.env_steps)
-        history.episode_seconds.append(seconds)
+        history.end_episode(ret, seconds)
 
 
-def _train_episodes(config: Config, with_critic: bool, progress: bool) -> History:
+def _train_episodes(config: A2CConfig, with_critic: bool, progress: bool) -> A2CHistory:
     """The loop of train_batch_actor_critic / train_reinforce: N episodes, one update."""
-    import gymnasium as gym
-
     config.validate()
     for name, ok in (("target", config.target != "gae"), ("shared", not config.shared)):
         if not ok:
             raise ValueError(f"{name}: batch training supports separate networks and the "
                              f"one_step or n_step target, got {name}={getattr(config, name)!r}")
-    if config.env_id not in gym.registry:
-        raise ValueError(f"env_id: expected the id of a registered gymnasium env, got "
-                         f"{config.env_id!r}")
-    env = gym.make(config.env_id)
-    obs_dim, n_actions = env.observation_space.shape[0], env.action_space.n
+    env = make_envs(config.env_id, 1)
+    obs_dim, n_actions = env.single_observation_space.shape[0], env.single_action_space.n
     env.close()
-    threads, start = torch.get_num_threads(), time.perf_counter()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng():
-            torch.manual_seed(config.seed)
-            policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
-            critic = ValueNet(obs_dim, config.hidden)
-            opt_actor = adam(policy, config.lr_actor)
-            opt_critic = adam(critic, config.lr_critic)
-            seeds, history = np.random.default_rng(config.seed), History()
-            desc = "batch AC" if with_critic else "REINFORCE"
-            with _progress_bar(config.total_steps, progress, desc) as bar:
-                while history.env_steps < config.total_steps:
-                    batch = sample_episodes(config.env_id, policy, config.n_envs,   # 1. sample
-                                            seed=int(seeds.integers(2**31)))
-                    losses = (batch_actor_critic_update(policy, critic, opt_actor, opt_critic,
-                                                        batch, config) if with_critic
-                              else reinforce_update(policy, opt_actor, batch, config))
-                    for key, value in losses.items():
-                        history.losses.setdefault(key, []).append(value)
-                    before = history.env_steps
-                    _record_batch(history, batch, time.perf_counter() - start)
-                    bar.update(history.env_steps - before)
-                    if _reached_stop(history, config):
-                        break
-            history.policy, history.critic = policy, critic if with_critic else None
-    finally:
-        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    with single_threaded(config.seed):
+        policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
+        critic = ValueNet(obs_dim, config.hidden)
+        opt_actor = adam(policy, config.lr_actor)
+        opt_critic = adam(critic, config.lr_critic)
+        seeds, history = np.random.default_rng(config.seed), A2CHistory()
+        desc = "batch AC" if with_critic else "REINFORCE"
+        with progress_bar(config.total_steps, progress, desc) as bar:
+            while history.env_steps < config.total_steps:
+                batch = sample_episodes(config.env_id, policy, config.n_episodes,   # 1. sample
+                                        seed=int(seeds.integers(2**31)))
+                history.add_losses(
+                    batch_actor_critic_update(policy, critic, opt_actor, opt_critic, batch,
+                                              config) if with_critic
+                    else reinforce_update(policy, opt_actor, batch, config))
+                before = history.env_steps
+                _record_batch(history, batch, time.perf_counter() - start)
+                bar.update(history.env_steps - before)
+                if _reached_stop(history, config):
+                    break
+        history.policy, history.critic = policy, critic if with_critic else None
     history.seconds = time.perf_counter() - start
     return history
 
 
-def train_batch_actor_critic(config: Config, progress: bool = False) -> History:
-    """Batch actor-critic: sample config.n_envs whole episodes with pi_theta, then
+def train_batch_actor_critic(config: A2CConfig, progress: bool = False) -> A2CHistory:
+    """Batch actor-critic: sample config.n_episodes whole episodes with pi_theta, then
     `batch_actor_critic_update`; repeat until config.total_steps transitions were sampled.
     Single-threaded torch; the global torch RNG state and thread count are restored."""
     return _train_episodes(config, with_critic=True, progress=progress)
 
 
-def train_reinforce(config: Config, progress: bool = False) -> History:
+def train_reinforce(config: A2CConfig, progress: bool = False) -> A2CHistory:
     """REINFORCE with reward-to-go on the same budget and sampling as train_batch_actor_critic
-    (config.n_envs whole episodes per update; the critic fields are unused)."""
+    (config.n_episodes whole episodes per update; the critic fields are unused)."""
     return _train_episodes(config, with_critic=False, progress=progress)
-
-
-def config_dict(config: Config) -> dict[str, Any]:
-    """The config as a plain dict (for printing in a notebook)."""
-    return dataclasses.asdict(config)

@@ -22,20 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acteach._validate import check_finite, check_gamma, check_lam, check_positive_int
-
-
-def check_flags(name: str, flags: np.ndarray, shape: tuple) -> np.ndarray:
-    """flags as a bool array, or a ValueError naming it (wrong shape, not bool or 0/1)."""
-    flags = np.asarray(flags)
-    if flags.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} (the shape of rew), "
-                         f"got {flags.shape}")
-    if flags.dtype != bool:
-        if not np.issubdtype(flags.dtype, np.number) or not np.isin(flags, (0, 1)).all():
-            raise ValueError(f"{name}: expected bool or 0/1 flags, got values other than 0 and 1")
-        flags = flags.astype(bool)
-    return flags
+from acteach._validate import check_finite, check_flags, check_gamma, check_lam, check_positive_int
 
 
 def _check(rew: np.ndarray, mask, gamma: float, **arrays) -> tuple[np.ndarray, np.ndarray, dict]:

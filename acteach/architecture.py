@@ -1,8 +1,8 @@
 """One network or two: the actor's and the critic's losses on a shared trunk (backs notebook 09,
 the lecture's "Net Architecture").
 
-A2C's two networks (`Config(shared=False)`) each have their own optimiser. With a shared trunk
-(`Config(shared=True)`, `acteach.nets.shared_actor_critic`) the hidden layers feed both heads,
+A2C's two networks (`A2CConfig(shared=False)`) each have their own optimiser. With a shared trunk
+(`A2CConfig(shared=True)`, `acteach.nets.shared_actor_critic`) the hidden layers feed both heads,
 and one optimiser steps on
 
     loss = actor_loss + value_coef * critic_loss,
@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from acteach._validate import check_positive_int
-from acteach.actor_critic import Config, a2c_losses, make_envs, rollout
+from acteach.actor_critic import A2CConfig, a2c_losses, rollout
 from acteach.nets import CategoricalPolicy, ValueNet
-from acteach.sampling import Batch
+from acteach.sampling import Batch, make_envs
+from acteach.tabular import cosine, row_cosines
 
 
 def trunk_parameters(policy: torch.nn.Module, critic: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -46,7 +47,7 @@ def trunk_parameters(policy: torch.nn.Module, critic: torch.nn.Module) -> list[t
     return shared
 
 
-def loss_gradients(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: Config
+def loss_gradients(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: A2CConfig
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(g_actor, g_critic): the gradients of `a2c_losses` w.r.t. the trunk's parameters,
     each (P,) float64, flattened in the order of `trunk_parameters`. The networks' .grad fields
@@ -57,12 +58,6 @@ def loss_gradients(policy: CategoricalPolicy, critic: ValueNet, record: Batch, c
     g_critic = torch.autograd.grad(critic_loss, trunk)
     return tuple(torch.cat([g.reshape(-1) for g in grads]).double().numpy()
                  for grads in (g_actor, g_critic))
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of (R, P) arrays -> (R,); 0 where either row is 0."""
-    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    return np.where(norms > 0, (a * b).sum(axis=-1) / np.where(norms > 0, norms, 1.0), 0.0)
 
 
 @dataclass(frozen=True)
@@ -79,13 +74,13 @@ class Interference:
     @property
     def cosine(self) -> np.ndarray:
         """(R,) cos(g_actor, g_critic) per rollout: the interference in one update."""
-        return _cosine(self.g_actor, self.g_critic)
+        return row_cosines(self.g_actor, self.g_critic)
 
     @property
     def mean_cosine(self) -> float:
         """cos of the two gradients averaged over the R rollouts: where the losses pull on
         average, with much of each rollout's noise averaged out."""
-        return float(_cosine(self.g_actor.mean(axis=0), self.g_critic.mean(axis=0)))
+        return cosine(self.g_actor.mean(axis=0), self.g_critic.mean(axis=0))
 
     def critic_to_actor(self, value_coef: float) -> np.ndarray:
         """(R,) |value_coef g_critic| / |g_actor|: > 1 where the critic dominates the trunk."""
@@ -95,10 +90,10 @@ class Interference:
     def alignment(self, value_coef: float) -> np.ndarray:
         """(R,) cos(g_actor + value_coef g_critic, g_actor): how well the trunk's step at this
         value_coef still follows the actor's gradient (1 at value_coef = 0)."""
-        return _cosine(self.g_actor + value_coef * self.g_critic, self.g_actor)
+        return row_cosines(self.g_actor + value_coef * self.g_critic, self.g_actor)
 
 
-def gradient_interference(policy: CategoricalPolicy, critic: ValueNet, config: Config,
+def gradient_interference(policy: CategoricalPolicy, critic: ValueNet, config: A2CConfig,
                           n_rollouts: int = 16, seed: int = 0) -> Interference:
     """g_actor and g_critic on the trunk for n_rollouts consecutive rollouts of config.n_envs
     envs x config.n_steps steps (the losses of `a2c_losses` with config's target, gamma,

@@ -16,28 +16,49 @@ minimiser is not V^pi when the next state is random (`residual_fixed_point`).
 A terminated step has no next value (nothing follows); a truncated step bootstraps like any other
 (a time limit is not a terminal state), as in `acteach.advantages`.
 
-Two paths, one set of targets:
+Two paths, one set of targets, one `FitConfig`:
   tabular  a table V (S,), one parameter per state, NOT indexed by time: the MDPs must have no
            horizon (then V^pi does not depend on t). Fitted by plain minibatch SGD in numpy,
-           vectorised over independent data sets (`fit_value_tables`).
-  neural   a network V_phi (e.g. `nets.ValueNet`) on observations, fitted with Adam
-           (`fit_value_net`); `critic_loss` is the lecture's bootstrapped loss with SG.
+           vectorised over independent data sets (`fit_value_tables`); `batch_fixed_point` says
+           where full-batch descent ends, by linear algebra. Exact references on the MDP:
+           `visit_distribution`, `value_error`, `residual_fixed_point`, `mean_squared_td_error`.
+  neural   a network V_phi (e.g. `nets.ValueNet`) on observations, fitted with Adam by one update
+           loop: `fit_value_net` (a batch's targets, random minibatches) and
+           `fit_value_monte_carlo` (given targets, in epochs; notebooks 03 and 05);
+           `critic_loss` is the lecture's bootstrapped loss with SG, `monte_carlo_loss` and
+           `residual_loss` the other two. `rollout_values` is a large-sample Monte Carlo V^pi on
+           CartPole from fixed states, the reference for the neural fits.
 Shapes: M transitions, S states, R independent data sets, B steps, D obs dim, (T, N) time-major.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from acteach._validate import check_finite, check_gamma, check_positive_int
-from acteach.advantages import bootstrapped_return, check_flags
-from acteach.sampling import Batch
-from acteach.tabular import MAX_STEPS, TabularMDP, check_logits, sampling_horizon, softmax_policy
+from acteach._validate import (
+    check_finite,
+    check_flags,
+    check_gamma,
+    check_positive_int,
+    check_real,
+    check_seed,
+)
+from acteach.advantages import bootstrapped_return
+from acteach.nets import as_tensor
+from acteach.sampling import Batch, make_envs
+from acteach.tabular import (
+    MAX_STEPS,
+    TabularMDP,
+    check_logits,
+    policy_transitions,
+    sampling_horizon,
+    softmax_policy,
+)
+from acteach.training import single_threaded
 
 #: The three ways to fit V, as the lecture (and the widget) names them.
 TARGETS = ("monte_carlo", "bootstrapped", "full_gradient")
@@ -60,45 +81,14 @@ class FitConfig:
     seed: int = 0
     """Seeds the minibatch draws, so a fixed seed and initial critic give the same fit."""
 
-    def describe(self) -> str:
-        """One line per field: its value and its docstring (as CleanRL prints its Args)."""
-        docs = _field_docs(type(self))
-        return "\n".join(f"{name} = {getattr(self, name)!r}\n    " + docs.get(name, "")
-                         for name in self.__dataclass_fields__)
-
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
         check_positive_int("steps", self.steps)
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
-        _check_lr(self.lr)
-        _check_seed(self.seed)
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each annotated field of a dataclass, read from its source."""
-    import ast
-    import inspect
-    import textwrap
-
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    docs = {}
-    for field_, doc in zip(body, body[1:]):
-        if (isinstance(field_, ast.AnnAssign) and isinstance(field_.target, ast.Name)
-                and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)):
-            docs[field_.target.id] = " ".join(str(doc.value.value).split())
-    return docs
-
-
-def _check_lr(lr: object) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-        raise ValueError(f"lr: expected a positive number, got {lr!r}")
-
-
-def _check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed: expected an integer, got {seed!r}")
+        check_real("lr", self.lr, "positive")
+        check_seed(self.seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +275,7 @@ def visit_distribution(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
     Terminal states get 0: no step is taken from them."""
     check_table_mdp(mdp)
     pi = softmax_policy(check_logits(mdp, logits))
-    P_pi = np.einsum("sa,sax->sx", pi, mdp.P) * ~mdp.terminal[:, None]
+    P_pi = policy_transitions(mdp, pi) * ~mdp.terminal[:, None]
     cap = sampling_horizon(mdp) or MAX_STEPS
     d, total = mdp.mu0.copy(), np.zeros(mdp.n_states)
     for _ in range(cap):
@@ -347,14 +337,8 @@ def mean_squared_td_error(mdp: TabularMDP, logits: np.ndarray, value: np.ndarray
 # Neural: the losses, and the fit of a network V_phi
 # ---------------------------------------------------------------------------------------------
 
-def _tensor(x, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A tensor (numpy or tensor in); dtype if given."""
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    return t if dtype is None else t.to(dtype)
-
-
 def _masked(name: str, x, mask: torch.Tensor) -> torch.Tensor:
-    x = _tensor(x)
+    x = as_tensor(x)
     if tuple(x.shape[:mask.dim()]) != tuple(mask.shape):
         raise ValueError(f"{name}: expected leading shape {tuple(mask.shape)} (that of mask), "
                          f"got {tuple(x.shape)}")
@@ -362,11 +346,7 @@ def _masked(name: str, x, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _mask(mask) -> torch.Tensor:
-    mask = _tensor(mask)
-    if mask.dtype != torch.bool:
-        if mask.is_floating_point() or not torch.isin(mask, torch.tensor([0, 1])).all():
-            raise ValueError(f"mask: expected bool or 0/1 flags, got dtype {mask.dtype}")
-        mask = mask.bool()
+    mask = as_tensor(check_flags("mask", mask))
     if not mask.any():
         raise ValueError("mask: expected at least one valid step, got none")
     return mask
@@ -443,6 +423,7 @@ def fit_value_net(value_net: nn.Module, batch: Batch, config: FitConfig,
     config.target picks the loss: `monte_carlo_loss` on the reward-to-go (continued by the
     initial V_phi where an episode was truncated), `critic_loss` (bootstrapped, SG, the target
     recomputed from the current V_phi at every update) or `residual_loss` (full gradient).
+    Each update draws config.batch_size steps uniformly with replacement.
     Returns the loss of each update (len = config.steps).
     """
     check_gamma(gamma)
@@ -458,15 +439,79 @@ def fit_value_net(value_net: nn.Module, batch: Batch, config: FitConfig,
             next_value = _predict(value_net, batch.next_obs)
         data["ret"] = bootstrapped_return(batch.rew, next_value, batch.terminated,
                                           batch.truncated, m, gamma)[m]
-    data = {k: torch.as_tensor(np.asarray(v)) for k, v in data.items()}
+    data = {k: as_tensor(v) for k, v in data.items()}
+    M = len(data["rew"])
     generator = torch.Generator().manual_seed(int(config.seed))
-    optimizer = torch.optim.Adam(value_net.parameters(), lr=config.lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)    # small layers, small minibatches: threads cost more than they give
-    try:
-        return _fit_steps(value_net, data, config, gamma, optimizer, generator)
-    finally:
-        torch.set_num_threads(threads)
+    draws = (torch.randint(M, (config.batch_size,), generator=generator)
+             for _ in range(config.steps))
+    loss_fn = {"bootstrapped": critic_loss, "full_gradient": residual_loss}.get(config.target)
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        every = torch.ones(len(idx), dtype=torch.bool)
+        if loss_fn is None:
+            return monte_carlo_loss(value_net, data["obs"][idx], data["ret"][idx], every)
+        return loss_fn(value_net, data["obs"][idx], data["rew"][idx], data["next_obs"][idx],
+                       data["terminated"][idx], every, gamma)
+
+    return _train(value_net, draws, loss_of, config.lr)
+
+
+def fit_value_monte_carlo(value_net: nn.Module, obs: np.ndarray, targets: np.ndarray,
+                          epochs: int = 10, batch_size: int = 256, lr: float = 3e-3,
+                          seed: int = 0) -> list[float]:
+    """Monte Carlo policy evaluation: regress V_phi(s_t) on given targets y_t, in epochs.
+
+    value_net: maps obs (B, D) -> (B,), e.g. `nets.ValueNet`; trained in place.
+    obs:       (B, D) float — observations of the valid steps only, e.g. batch.obs[batch.mask].
+    targets:   (B,) float — y_t at those steps, e.g.
+               reward_to_go(batch.rew, batch.mask, gamma)[batch.mask].
+    epochs:    passes over the B steps, each in a fresh random order, cut into minibatches of
+               batch_size (the last one smaller); one Adam update (step size lr) per minibatch
+               on `monte_carlo_loss`.
+    seed:      seeds the shuffling (a torch.Generator), so a fixed seed and initial network give
+               the same fit.
+    Returns the mean squared error of each epoch, as measured on its minibatches (len = epochs).
+    Unlike `fit_value_net` it takes any targets (not only a batch's reward-to-go) and sweeps
+    the data in epochs; both run the same update loop.
+    """
+    obs_t, y = _regression_data(value_net, obs, targets)
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    check_real("lr", lr, "positive")
+    check_seed(seed)
+    generator = torch.Generator().manual_seed(int(seed))
+    B = len(y)
+    draws = (idx for _ in range(epochs)
+             for idx in torch.randperm(B, generator=generator).split(batch_size))
+    every = torch.ones(min(batch_size, B), dtype=torch.bool)
+    losses = _train(value_net, draws,
+                    lambda idx: monte_carlo_loss(value_net, obs_t[idx], y[idx], every[:len(idx)]),
+                    lr)
+    sizes = [len(chunk) for chunk in torch.arange(B).split(batch_size)]
+    per_epoch = []
+    for e in range(epochs):              # each epoch's mean over its minibatches' steps
+        total = 0.0
+        for loss, size in zip(losses[e * len(sizes):(e + 1) * len(sizes)], sizes):
+            total += loss * size
+        per_epoch.append(total / B)
+    return per_epoch
+
+
+def _train(value_net: nn.Module, draws: Iterable[torch.Tensor],
+           loss_of: Callable[[torch.Tensor], torch.Tensor], lr: float) -> list[float]:
+    """The update loop of both fits: for each minibatch of step indices, its loss and one Adam
+    step (step size lr). -> the loss of each update. Runs on one torch thread: with small
+    layers and minibatches, threads cost more than they give."""
+    optimizer = torch.optim.Adam(value_net.parameters(), lr=lr)
+    losses = []
+    with single_threaded():
+        for idx in draws:
+            loss = loss_of(idx)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return losses
 
 
 def _predict(value_net: nn.Module, obs: np.ndarray) -> np.ndarray:
@@ -474,7 +519,7 @@ def _predict(value_net: nn.Module, obs: np.ndarray) -> np.ndarray:
     params = list(value_net.parameters()) if isinstance(value_net, nn.Module) else []
     if not params:
         raise ValueError("value_net: expected an nn.Module with parameters, e.g. nets.ValueNet")
-    x = torch.as_tensor(np.asarray(obs))
+    x = as_tensor(obs)
     x = x.to(params[0].dtype) if x.is_floating_point() else x
     value = value_net(x)
     if tuple(value.shape) != tuple(x.shape[:2]):
@@ -482,30 +527,6 @@ def _predict(value_net: nn.Module, obs: np.ndarray) -> np.ndarray:
                          f"observations {tuple(x.shape)}, got {tuple(value.shape)}")
     return value.double().numpy()
 
-
-def _fit_steps(value_net: nn.Module, data: dict, config: FitConfig, gamma: float,
-               optimizer: torch.optim.Optimizer, generator: torch.Generator) -> list[float]:
-    """The update loop of `fit_value_net`: a minibatch, its loss, one Adam step."""
-    M, losses = len(data["rew"]), []
-    loss_fn = {"bootstrapped": critic_loss, "full_gradient": residual_loss}.get(config.target)
-    for _ in range(config.steps):
-        idx = torch.randint(M, (config.batch_size,), generator=generator)
-        every = torch.ones(len(idx), dtype=torch.bool)
-        if loss_fn is None:
-            loss = monte_carlo_loss(value_net, data["obs"][idx], data["ret"][idx], every)
-        else:
-            loss = loss_fn(value_net, data["obs"][idx], data["rew"][idx], data["next_obs"][idx],
-                           data["terminated"][idx], every, gamma)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
-# ---------------------------------------------------------------------------------------------
-# Notebook 03's Monte Carlo fit (kept as it was: epochs over shuffled data)
-# ---------------------------------------------------------------------------------------------
 
 def _regression_data(value_net: nn.Module, obs, targets) -> tuple[torch.Tensor, torch.Tensor]:
     """obs (B, D) and targets (B,) as tensors of the network's dtype, or a ValueError."""
@@ -525,58 +546,7 @@ def _regression_data(value_net: nn.Module, obs, targets) -> tuple[torch.Tensor, 
         raise ValueError("obs: expected at least one step, got none")
     check_finite("obs", obs)
     check_finite("targets", targets)
-    return (torch.as_tensor(np.array(obs), dtype=dtype),
-            torch.as_tensor(np.array(targets), dtype=dtype))
-
-
-def fit_value_monte_carlo(value_net: nn.Module, obs: np.ndarray, targets: np.ndarray,
-                          epochs: int = 10, batch_size: int = 256, lr: float = 3e-3,
-                          seed: int = 0) -> list[float]:
-    """Monte Carlo policy evaluation: regress V_phi(s_t) on the reward-to-go targets y_t.
-
-    value_net: maps obs (B, D) -> (B,), e.g. `nets.ValueNet`; trained in place.
-    obs:       (B, D) float — observations of the valid steps only, e.g. batch.obs[batch.mask].
-    targets:   (B,) float — y_t at those steps, e.g.
-               reward_to_go(batch.rew, batch.mask, gamma)[batch.mask].
-    epochs:    passes over the B steps; batch_size: steps per Adam update; lr: Adam's step size.
-    seed:      seeds the shuffling (a torch.Generator), so a fixed seed and initial network give
-               the same fit.
-    Returns the mean squared error of each epoch, as measured on its minibatches (len = epochs).
-    """
-    obs_t, y = _regression_data(value_net, obs, targets)
-    check_positive_int("epochs", epochs)
-    check_positive_int("batch_size", batch_size)
-    _check_lr(lr)
-    _check_seed(seed)
-    generator = torch.Generator().manual_seed(int(seed))
-    optimizer = torch.optim.Adam(value_net.parameters(), lr=lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)    # small layers, small minibatches: threads cost more than they give
-    try:
-        return _fit(value_net, obs_t, y, optimizer, epochs, batch_size, generator)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit(value_net: nn.Module, obs: torch.Tensor, y: torch.Tensor,
-         optimizer: torch.optim.Optimizer, epochs: int, batch_size: int,
-         generator: torch.Generator) -> list[float]:
-    """The regression loop of `fit_value_monte_carlo`: obs (B, D), y (B,) -> loss per epoch."""
-    losses = []
-    for _ in range(epochs):
-        order, total = torch.randperm(len(y), generator=generator), 0.0
-        for idx in order.split(batch_size):
-            value = value_net(obs[idx])
-            if value.shape != idx.shape:    # a (B, 1) output would broadcast against (B,)
-                raise ValueError(f"value_net: expected an output of shape ({len(idx)},) for "
-                                 f"{len(idx)} observations, got {tuple(value.shape)}")
-            loss = ((value - y[idx]) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(y))
-    return losses
+    return as_tensor(np.array(obs), dtype), as_tensor(np.array(targets), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -594,16 +564,14 @@ def rollout_values(env_id: str, policy, states: np.ndarray, n_rollouts: int, see
     state: with episodes far shorter than the limit, as here, it never binds; one that does is
     reported). Actions come from `policy.act(obs, generator)`, generator seeded with `seed`.
     """
-    import gymnasium as gym  # imported here so the tabular path never pays for gymnasium
-
     check_positive_int("n_rollouts", n_rollouts)
     check_gamma(gamma)
-    _check_seed(seed)
+    check_seed(seed)
     states = np.asarray(states, dtype=np.float64)
     if states.ndim != 2:
         raise ValueError(f"states: expected a (K, D) array of states, got shape {states.shape}")
     M = len(states) * n_rollouts
-    env = gym.make_vec(env_id, num_envs=M, vectorization_mode="vector_entry_point")
+    env = make_envs(env_id, M)
     try:
         if getattr(env.unwrapped, "state", None) is None and not hasattr(env.unwrapped, "state"):
             raise ValueError(f"env_id: {env_id!r} has no settable `state`; expected a "

@@ -26,7 +26,9 @@ also has the covariances between the steps' terms (they share states and futures
     Var(g) = sum_t [state_t + action_t + future_t] + across_steps.
 
 Everything is exact: backward recursions over the MDP's probabilities for the first and second
-moments of the weights and of g, a forward recursion for the state distribution. The weights are
+moments of the weights and of g, a forward recursion for the state distribution. The first two
+moments of the return itself, `return_moments`, are also what the checker of exercise 2.1
+measures Monte Carlo Q estimates against. The weights are
 those of the registered methods that are a multiple c of the reward-to-go plus a function of
 (s_t, a_t): reward_to_go, baseline_v_exact, baseline_v, q_exact, advantage_exact, and the control
 variate. Episodes are cut where the sampler cuts them (the horizon, or the discount tail when
@@ -38,7 +40,11 @@ The action-dependent control variate (Q-Prop, Gu et al. 2017; Stein control vari
     g_t = d_t ( grad log pi(a_t|s_t) (Q_hat_t - Q_hat(s_t, a_t))
                 + sum_a pi(a|s_t) grad log pi(a|s_t) Q_hat(s_t, a) ),
 
-unbiased for any Q_hat. Shapes: S states, A actions, T steps, N trajectories, R estimates.
+unbiased for any Q_hat.
+
+`mean_weight` gives E[w_t | s_t, a_t] of the n-step advantage and of GAE with any critic table
+(the exact bias a wrong critic gives them, notebook 09's lab). Shapes: S states, A actions,
+T steps, N trajectories, R estimates.
 """
 from __future__ import annotations
 
@@ -46,8 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acteach._validate import check_positive_int
-from acteach.discount import check_discount_option
+from acteach._validate import check_discount_option, check_lam, check_positive_int
 from acteach.estimators import GradientStats, estimates_from_batch, score_weighted_sums, summarize
 from acteach.returns import discounts
 from acteach.sampling import Batch
@@ -57,6 +62,7 @@ from acteach.tabular import (
     check_logits,
     exact_policy_gradient,
     exact_values,
+    policy_transitions,
     sample_trajectories,
     sampling_horizon,
     softmax_policy,
@@ -112,6 +118,45 @@ def _steps(mdp: TabularMDP, P_pi: np.ndarray) -> int:
         if p.sum() < SURVIVAL_TAIL:
             return t
     raise ValueError(f"mdp: episodes still running after {MAX_STEPS} steps")
+
+
+@dataclass(frozen=True)
+class ReturnMoments:
+    """The first two moments of the return G_t = sum_{t' >= t} gamma^(t' - t) r_t' of one
+    rollout from step t, episodes cut after T steps as `_steps` says (the horizon H on a finite
+    horizon): Q[t, s, a] = E[G_t | s_t = s, a_t = a] and M2[t, s, a] = E[G_t^2 | s, a], (T, S, A);
+    V[t, s] and W[t, s], the same averaged over pi(a|s), (T+1, S), 0 at terminal states and at
+    t = T. On a finite horizon Q and V are `tabular.exact_values`' Q and V."""
+
+    Q: np.ndarray
+    M2: np.ndarray
+    V: np.ndarray
+    W: np.ndarray
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Var[G_t | s_t = s, a_t = a] = M2 - Q^2 (0 where rounding makes it negative):
+        (T, S, A)."""
+        return np.maximum(self.M2 - self.Q ** 2, 0.0)
+
+
+def return_moments(mdp: TabularMDP, logits: np.ndarray) -> ReturnMoments:
+    """The mean and second moment of the return of one rollout from (s, a) taken at step t,
+    exactly (see `ReturnMoments`). Backwards in time, with G = r(s, a) + gamma G' (r is
+    deterministic given (s, a)) and primes for the next state averaged over s' ~ p(.|s, a):
+
+        E[G] = r + gamma V',    E[G^2] = r^2 + 2 gamma r V' + gamma^2 W'.
+    """
+    pi, live, g = softmax_policy(check_logits(mdp, logits)), ~mdp.terminal, mdp.gamma
+    T, (S, A) = _steps(mdp, policy_transitions(mdp, pi)), pi.shape
+    V, W = np.zeros((T + 1, S)), np.zeros((T + 1, S))
+    Q, M2 = np.zeros((T, S, A)), np.zeros((T, S, A))
+    for t in reversed(range(T)):
+        ev, ew = mdp.P @ (V[t + 1] * live), mdp.P @ (W[t + 1] * live)
+        Q[t] = mdp.R + g * ev
+        M2[t] = mdp.R ** 2 + 2 * g * mdp.R * ev + g ** 2 * ew
+        V[t], W[t] = (pi * Q[t]).sum(axis=1) * live, (pi * M2[t]).sum(axis=1) * live
+    return ReturnMoments(Q, M2, V, W)
 
 
 def _by_step(table: np.ndarray, T: int, per_step: bool, S: int, A: int) -> np.ndarray:
@@ -200,7 +245,7 @@ def variance_decomposition(mdp: TabularMDP, logits: np.ndarray, method: str = "r
     option = check_discount_option(discount_option)
     pi, live, g = softmax_policy(logits), ~mdp.terminal, mdp.gamma
     S, A = pi.shape
-    P_pi = np.einsum("sa,sax->sx", pi, mdp.P)
+    P_pi = policy_transitions(mdp, pi)
     T = _steps(mdp, P_pi)
     c, f, h = _weight(mdp, logits, method, T, value, q_hat)
     psi = _scores(pi)                                              # (S, A, K)
@@ -209,15 +254,14 @@ def variance_decomposition(mdp: TabularMDP, logits: np.ndarray, method: str = "r
     d = g if option == 2 else 1.0
     R, K = mdp.R, S * A
 
-    # backwards: first and second moments of the reward-to-go and of G_t
-    V, W = np.zeros(S), np.zeros(S)
+    # backwards: first and second moments of the reward-to-go (return_moments) and of G_t
+    moments = return_moments(mdp, logits)
     mu, nu, kappa = np.zeros((S, K)), np.zeros((S, K)), np.zeros(S)
     m1, m2 = np.zeros((T, S, A)), np.zeros((T, S, A))          # E[w_t | s, a], E[w_t^2 | s, a]
     for t in reversed(range(T)):
-        EV, EW, Ek = (mdp.P @ (x * live) for x in (V, W, kappa))               # (S, A)
+        EV, EW, Ek = (mdp.P @ (x * live) for x in (moments.V[t + 1], moments.W[t + 1], kappa))
         Emu, Enu = (np.einsum("sax,xk->sak", mdp.P, x * live[:, None]) for x in (mu, nu))
-        Q = R + g * EV
-        M2 = R ** 2 + 2 * g * R * EV + g ** 2 * EW
+        Q, M2 = moments.Q[t], moments.M2[t]
         m1[t], m2[t] = c * Q + f[t], c ** 2 * M2 + 2 * c * f[t] * Q + f[t] ** 2
         u = psi * (c * R + f[t])[..., None] + h_rows[t][:, None, :]    # g_t's part known at t
         G = u + c * g * psi * EV[..., None] + d * Emu
@@ -226,7 +270,6 @@ def variance_decomposition(mdp: TabularMDP, logits: np.ndarray, method: str = "r
         G2 = ((u * u).sum(-1) + c ** 2 * g ** 2 * psi2 * EW + d ** 2 * Ek
               + 2 * c * g * (u * psi).sum(-1) * EV + 2 * d * (u * Emu).sum(-1)
               + 2 * c * g * d * (psi * Enu).sum(-1))
-        V, W = (pi * Q).sum(1) * live, (pi * M2).sum(1) * live
         mu, nu = (np.einsum("sa,sak->sk", pi, x) * live[:, None] for x in (G, QG))
         kappa = (pi * G2).sum(1) * live
     mean = mdp.mu0 @ mu
@@ -314,3 +357,54 @@ def control_variate_statistics(mdp: TabularMDP, logits: np.ndarray, n_trajectori
     est = control_variate_estimates(mdp, logits, batch, n_trajectories, q_hat, discount_option)
     return summarize("control_variate", est, exact_policy_gradient(mdp, logits), n_trajectories,
                      steps_per_estimate=batch.n_steps / n_repeats)
+
+
+# ---------------------------------------------------------------------------------------------
+# E[w_t | s, a] of the n-step advantage and of GAE, with any critic table
+# ---------------------------------------------------------------------------------------------
+
+def mean_weight(mdp: TabularMDP, logits: np.ndarray, value: np.ndarray,
+                lam: float | None = None, n: int | None = None) -> np.ndarray:
+    """E[w_t | s_t = s, a_t = a] (S, A), exactly, for the GAE weight (lam) or the n-step
+    advantage (n; both None: the whole return minus V(s_t)) with a critic table value (S,), on
+    an MDP without a horizon. Both weights are discounted sums of the TD errors of the episode,
+
+        w_t = sum_k c_k delta_{t+k},   c_k = (gamma lam)^k (GAE),  gamma^k [k < n] (n-step),
+
+    and E[delta_t | s, a] = r(s, a) + gamma sum_s' p(s'|s, a) [s' not terminal] V(s') - V(s).
+    So E[w_t | s, a] = E[delta_t | s, a] + c_1 sum_s' p(s'|s, a) [s' not terminal] h(s'), with
+    h(s) the expected rest of the sum from s_{t+1} = s: for GAE h = E[w | s] itself (a linear
+    solve, h = delta_pi + gamma lam P_pi h); for n steps the first n - 1 terms (n - 1 backups).
+    With V = V^pi every lam and n give Q^pi - V^pi; with lam = 1 (or n = None) any V gives
+    Q^pi(s, a) - V(s). (Sampling cuts a gamma < 1 episode at the discount tail, 1e-10:
+    neglected here.) The softmax-score contraction of it (`tabular.softmax_gradient`) is the
+    estimator's exact expectation."""
+    logits = check_logits(mdp, logits)
+    if mdp.horizon is not None:
+        raise ValueError(f"mdp: expected an MDP without a horizon (a table V), got horizon "
+                         f"{mdp.horizon}")
+    value = np.asarray(value, dtype=float)
+    if value.shape != (mdp.n_states,):
+        raise ValueError(f"value: expected a table ({mdp.n_states},), got {value.shape}")
+    if lam is not None and n is not None:
+        raise ValueError(f"n: expected None when lam is given (GAE), got {n!r}")
+    if lam is not None:
+        check_lam(lam)
+    if n is not None:
+        check_positive_int("n", n)
+    pi = softmax_policy(logits)
+    live = ~mdp.terminal
+    p_live = mdp.P * live                                    # (S, A, S): the episode goes on
+    delta = mdp.R + mdp.gamma * p_live @ value - value[:, None]          # (S, A)
+    delta_pi = (pi * delta).sum(axis=1)                                  # (S,)
+    p_pi = policy_transitions(mdp, pi) * live                            # (S, S)
+    h = np.zeros(mdp.n_states)
+    if n is None:                      # geometric weights: h = delta_pi + decay P_pi h
+        decay = mdp.gamma * (1.0 if lam is None else lam)
+        idx = np.flatnonzero(live)
+        h[idx] = np.linalg.solve(np.eye(idx.size) - decay * p_pi[np.ix_(idx, idx)],
+                                 delta_pi[idx])
+        return delta + decay * p_live @ h
+    for _ in range(n - 1):             # h_j = sum_{k<j} gamma^k E[delta_{t+k} | s_t = s]
+        h = delta_pi + mdp.gamma * p_pi @ h
+    return delta + mdp.gamma * p_live @ h

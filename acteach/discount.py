@@ -23,8 +23,18 @@ expectations are exact:
     c_2 = gamma, c_1 = 1,
 
 i.e. sum_s D(s) pi(b|s) (Q_gamma(s, b) - V_gamma(s)) with D(s) = sum_t c^t Pr(s_t = s) the
-visits counted with discount c (`visits`). With c = 1 the sum over t is finite only when
-episodes end (terminal states or a horizon): option 1 is undefined on a continuing MDP.
+visits counted with discount c (`tabular.state_occupancy(mdp, logits, discount=c)`). With
+c = 1 the sum over t is finite only when episodes end (terminal states or a horizon): option 1
+is undefined on a continuing MDP. `expected_gradient` computes both, `compare_options` and
+`cosine_table` set them against grad J_gamma and grad J_1 (`undiscounted_gradient`);
+`with_gamma`, `with_death` (option 2's world, where every step ends the episode with
+probability 1 - gamma), `undiscounted` and `road_mdp` (long episodes, local consequences) are the
+MDPs the notebook compares them on, and `expected_rewards` shows the divergence step by step.
+
+Truncation, on CartPole: `discounted_td_advantage` (exercise 5.1's library version, terminated
+and truncated apart), `cartpole_with_time_limit` (CartPole-v1 run past step 500),
+`linear_controller` (a fixed stochastic policy) and `errors_by_distance` (a target's error by
+how far before the time limit it was taken).
 
 Shapes: S states, A actions, H the horizon (when finite), T steps, N trajectories.
 """
@@ -35,14 +45,19 @@ from typing import Sequence
 
 import numpy as np
 
-from acteach._validate import check_gamma, check_positive_int
-from acteach.advantages import check_flags, td_advantage
+from acteach._validate import check_discount_option, check_flags, check_gamma, check_positive_int
+from acteach.advantages import td_advantage
 from acteach.tabular import (
     TabularMDP,
+    check_episodic,
     check_logits,
+    cosine,
+    exact_policy_gradient,
     exact_values,
+    policy_transitions,
+    softmax_gradient,
     softmax_policy,
-    states_that_cannot_terminate,
+    state_occupancy,
 )
 
 DISCOUNT_OPTIONS = (1, 2)
@@ -74,19 +89,6 @@ def with_death(mdp: TabularMDP) -> TabularMDP:
     names = None if mdp.names is None else (*mdp.names, "ended")
     return TabularMDP(P, R, np.append(mdp.mu0, 0.0), gamma=1.0, horizon=mdp.horizon,
                       terminal=np.append(mdp.terminal, True), names=names)
-
-
-def check_episodic(mdp: TabularMDP, what: str) -> None:
-    """ValueError unless every episode ends: a horizon, or a terminal state reachable from every
-    state (a softmax policy tries every action, so reachability does not depend on the logits)."""
-    if mdp.horizon is not None:
-        return
-    stuck = states_that_cannot_terminate(mdp)
-    if stuck.size:
-        raise ValueError(
-            f"mdp: {what} sums every step with weight 1, which diverges on a continuing MDP (no "
-            f"horizon, and no terminal state reachable from states {stuck.tolist()}); give the "
-            "MDP a horizon or terminal states")
 
 
 def undiscounted(mdp: TabularMDP) -> TabularMDP:
@@ -125,48 +127,16 @@ def road_mdp(length: int = 40, setback: float = 0.3, gamma: float = 1.0, seed: i
 
 
 # ---------------------------------------------------------------------------------------------
-# Visits and expected rewards, step by step
+# Expected rewards, step by step
 # ---------------------------------------------------------------------------------------------
-
-def _live_chain(mdp: TabularMDP, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """pi (S, A) and the state chain P_pi (S, S) that stops at terminal states."""
-    pi = softmax_policy(check_logits(mdp, logits))
-    P_pi = np.einsum("sa,sax->sx", pi, mdp.P) * (~mdp.terminal)[:, None]
-    return pi, P_pi
-
-
-def visits(mdp: TabularMDP, logits: np.ndarray, discount: float = 1.0) -> np.ndarray:
-    """State visits counted with a discount c: horizon H -> (H, S), D[t, s] = c^t Pr(s_t = s);
-    no horizon -> (S,), D(s) = sum_t c^t Pr(s_t = s) (terminal states are never visited: the
-    episode has ended on arrival).
-
-    c = gamma gives the discounted occupancy of the policy gradient theorem (option 2);
-    c = 1 the expected number of visits (option 1), finite only when episodes end.
-    """
-    check_gamma(discount)
-    if discount == 1.0:
-        check_episodic(mdp, "counting visits without a discount")
-    _, P_pi = _live_chain(mdp, logits)
-    live = ~mdp.terminal
-    if mdp.horizon is not None:
-        D = np.zeros((mdp.horizon, mdp.n_states))
-        D[0] = mdp.mu0
-        for t in range(1, mdp.horizon):
-            D[t] = discount * (D[t - 1] @ P_pi) * live
-        return D
-    idx = np.flatnonzero(live)
-    D = np.zeros(mdp.n_states)
-    D[idx] = np.linalg.solve(np.eye(idx.size) - discount * P_pi[np.ix_(idx, idx)].T,
-                             mdp.mu0[idx])
-    return D
-
 
 def expected_rewards(mdp: TabularMDP, logits: np.ndarray, n_steps: int) -> np.ndarray:
     """E[r(s_t, a_t)] for t = 0..n_steps-1, undiscounted (0 once the episode has ended or the
     horizon has passed). Works on a continuing MDP: its partial sums show the divergence.
     -> (n_steps,)."""
     check_positive_int("n_steps", n_steps)
-    pi, P_pi = _live_chain(mdp, logits)
+    pi = softmax_policy(check_logits(mdp, logits))
+    P_pi = policy_transitions(mdp, pi) * ~mdp.terminal[:, None]     # stops at terminal states
     r_pi = (pi * mdp.R).sum(axis=1) * ~mdp.terminal
     out = np.zeros(n_steps)
     p = mdp.mu0.copy()
@@ -180,13 +150,6 @@ def expected_rewards(mdp: TabularMDP, logits: np.ndarray, n_steps: int) -> np.nd
 # ---------------------------------------------------------------------------------------------
 # The exact expectation of each option
 # ---------------------------------------------------------------------------------------------
-
-def check_discount_option(discount_option: object) -> int:
-    if isinstance(discount_option, bool) or discount_option not in DISCOUNT_OPTIONS:
-        raise ValueError(f"discount_option: expected 1 (practice: no gamma^t) or 2 (gamma^t, the "
-                         f"discounted objective's gradient), got {discount_option!r}")
-    return int(discount_option)
-
 
 def expected_gradient(mdp: TabularMDP, logits: np.ndarray, discount_option: int) -> np.ndarray:
     """The exact expectation of the estimator with reward-to-go (or Q_gamma) weights under a
@@ -203,29 +166,16 @@ def expected_gradient(mdp: TabularMDP, logits: np.ndarray, discount_option: int)
     logits = check_logits(mdp, logits)
     if option == 1:
         check_episodic(mdp, "discount option 1")
-    pi = softmax_policy(logits)
     V, Q = exact_values(mdp, logits)
-    D = visits(mdp, logits, mdp.gamma if option == 2 else 1.0)
-    if mdp.horizon is not None:
-        return np.einsum("ts,sa,tsa->sa", D, pi, Q - V[:-1, :, None])
-    return D[:, None] * pi * (Q - V[:, None])
+    adv = Q - (V[:-1, :, None] if mdp.horizon is not None else V[:, None])
+    D = state_occupancy(mdp, logits, mdp.gamma if option == 2 else 1.0)
+    return softmax_gradient(D, softmax_policy(logits), adv)
 
 
 def undiscounted_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
     """grad J_1, the exact gradient of the undiscounted return E[sum_t r_t] of the same MDP,
     (S, A). ValueError on a continuing MDP."""
     return expected_gradient(undiscounted(mdp), logits, 2)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """a . b / (|a| |b|) of two gradients of the same shape, in [-1, 1]; nan if either is zero
-    (a zero vector has no direction)."""
-    a, b = np.ravel(np.asarray(a, dtype=float)), np.ravel(np.asarray(b, dtype=float))
-    if a.shape != b.shape:
-        raise ValueError(f"b: expected the shape of a, {a.shape}, got {b.shape}")
-    if not (np.linalg.norm(a) > 0 and np.linalg.norm(b) > 0):
-        return float("nan")
-    return float(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +198,6 @@ class OptionComparison:
 
 def compare_options(mdp: TabularMDP, logits: np.ndarray) -> OptionComparison:
     """Exact E[g_1], E[g_2], grad J_gamma and grad J_1 on an episodic or finite-horizon MDP."""
-    from acteach.tabular import exact_policy_gradient
     return OptionComparison(mdp.gamma, expected_gradient(mdp, logits, 1),
                             expected_gradient(mdp, logits, 2),
                             exact_policy_gradient(mdp, logits),

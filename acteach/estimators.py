@@ -1,15 +1,21 @@
-"""The estimator lab: one policy-gradient estimator, many weights (backs every notebook, from 01).
+"""One policy-gradient estimator, many weights, and its statistics (backs every notebook, from
+01).
 
 Every estimator in the course is
 
     g_hat = (1/N) sum_n sum_t grad log pi(a_t | s_t) * w_t
 
-and the methods differ only in the weight w_t. A method is a name in `METHODS`, mapped to a
-weight function that turns a batch of trajectories into a (T, N) array of weights.
+and the methods differ only in the weight w_t. A method is a name in `METHODS` (`register`),
+mapped to a weight function that turns a batch of trajectories into a (T, N) array of weights.
 
 On a tabular MDP with a softmax table of logits, grad log pi(a|s) w.r.t. logits[s', b] is
-1[s' = s] (1[a = b] - pi(b|s)), so the sum above is a weighted count of visits, and
-`gradient_statistics` can measure thousands of estimates against `exact_policy_gradient`.
+1[s' = s] (1[a = b] - pi(b|s)), so the sum above is a weighted count of visits
+(`score_weighted_sums`), and `gradient_statistics` can measure thousands of estimates against
+`exact_policy_gradient`. The statistics: `GradientStats` (bias, variance and MSE with standard
+errors, from `summarize`), `pure_noise_max_z` (the largest |z| noise alone gives), `mean_cosine`
+(the direction of one estimate against a reference); `GradientPool` regroups one pool of
+per-trajectory gradients into estimates of any N (the labs). On a real env with a torch policy,
+`trajectory_gradients` gives the same estimator's per-trajectory terms by autograd.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_discount_option, check_positive_int, check_unit_interval
 from acteach.advantages import gae, n_step_return, td_advantage
 from acteach.baselines import batch_mean_baseline, optimal_constant_baseline, subtract_baseline
 from acteach.q_values import exact_q_weights, mc_q_estimate, time_indexed
@@ -29,6 +35,7 @@ from acteach.tabular import (
     check_logits,
     exact_policy_gradient,
     exact_values,
+    row_cosines,
     sample_trajectories,
     softmax_policy,
 )
@@ -103,9 +110,9 @@ def register(name: str, summary: str, batch_dependent: bool = False,
 def _discount_option(ret: np.ndarray, gamma: float, discount_option: int) -> np.ndarray:
     """Option 2 multiplies the weight at step t by gamma^t (the true gradient of the discounted
     objective); option 1 leaves it out (what practice does)."""
-    if discount_option not in (1, 2):
-        raise ValueError(f"discount_option: expected 1 or 2, got {discount_option!r}")
-    return ret * discounts(len(ret), gamma) if discount_option == 2 else ret
+    if check_discount_option(discount_option) == 2:
+        return ret * discounts(len(ret), gamma)
+    return ret
 
 
 @register("reinforce", "the whole return R(tau) weights every step")
@@ -488,6 +495,31 @@ def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_traj
                      steps_per_estimate=steps)
 
 
+def pure_noise_max_z(n_components: int, quantile: float = 0.999) -> float:
+    """The `quantile` of the largest |z| over n_components independent N(0, 1) z-scores: what
+    `GradientStats.max_bias_z` of an unbiased estimator shows from noise alone. From 10,000
+    simulated draws with a fixed seed (99), so the same call gives the same number."""
+    check_positive_int("n_components", n_components)
+    check_unit_interval("quantile", quantile)
+    z = np.random.default_rng(99).standard_normal((10_000, n_components))
+    return float(np.quantile(np.abs(z).max(axis=1), quantile))
+
+
+def mean_cosine(estimates: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """The mean cosine of single estimates with a reference gradient, and its standard error:
+    how well one estimate's direction follows the reference (scale-free, unlike the MSE).
+    estimates: (R, *shape), R >= 2; reference: (*shape). An estimate that is 0 counts as 0."""
+    estimates = np.asarray(estimates, dtype=float)
+    R = len(estimates)
+    if R < 2:
+        raise ValueError(f"estimates: need at least 2 estimates for a standard error, got {R}")
+    if estimates.shape[1:] != np.shape(reference):
+        raise ValueError(f"reference: expected shape {estimates.shape[1:]}, got {np.shape(reference)}")
+    flat = estimates.reshape(R, -1)
+    cos = row_cosines(flat, np.broadcast_to(np.ravel(reference), flat.shape))
+    return float(cos.mean()), float(cos.std(ddof=1) / np.sqrt(R))
+
+
 # ---------------------------------------------------------------------------------------------
 # The same estimator on a real environment, with a torch policy
 # ---------------------------------------------------------------------------------------------
@@ -502,6 +534,107 @@ def group_means(per_trajectory: np.ndarray, n_trajectories: int) -> np.ndarray:
                          f"{len(per_trajectory)} trajectories available")
     grouped = per_trajectory[:R * n_trajectories]
     return grouped.reshape(R, n_trajectories, *per_trajectory.shape[1:]).mean(axis=1)
+
+
+class GradientPool:
+    """Per-trajectory gradients of several weights on one pool of trajectories, regrouped into
+    estimates of any N (what the labs of notebooks 01-05 and 09 show).
+
+    An estimate of N trajectories is the mean of N consecutive trajectories' gradients
+    sum_t grad log pi(a_t|s_t) w_t (`group_means`): once each trajectory's gradient is known,
+    every N is a regrouping, and every weight sees the same trajectories (common random
+    numbers). A weight affine in a critic V (advantage_td, n_step, gae) is computed at two
+    critics V_0 and V_1; its estimates with V_alpha = (1 - alpha) V_0 + alpha V_1 are the same
+    blend of the two ends' estimates, exactly.
+
+    mdp, logits: the MDP the weights are computed on and its (S, A) logits; batch: the pool of
+    M trajectories, (T, M); rng: for weights that sample more (q_mc), drawn from in the order
+    the weights are added.
+    """
+
+    def __init__(self, mdp: TabularMDP, logits: np.ndarray, batch: Batch,
+                 rng: np.random.Generator | None = None) -> None:
+        self.mdp, self.logits, self.batch, self.rng = mdp, check_logits(mdp, logits), batch, rng
+        self.size = batch.mask.shape[1]
+        self._ends: dict[str, tuple[np.ndarray, ...]] = {}
+        self._extra_steps: dict[str, int] = {}
+
+    @classmethod
+    def sample(cls, mdp: TabularMDP, logits: np.ndarray, size: int,
+               rng: np.random.Generator) -> GradientPool:
+        """A pool of `size` fresh trajectories; rng samples them, then serves the weights."""
+        check_positive_int("size", size)
+        return cls(mdp, logits, sample_trajectories(mdp, logits, size, rng), rng)
+
+    def add(self, label: str, method: str, critics: tuple[np.ndarray, np.ndarray] | None = None,
+            by_length: bool = False, **options) -> None:
+        """Compute the per-trajectory gradients of `method` (with `options`), kept as `label`.
+
+        critics: (V_0, V_1), two (S,) tables, for a weight affine in the critic (`value=`).
+        by_length: compute trajectories of similar length together (the same numbers with less
+        padding, for weights that loop over T and sample nothing)."""
+        if method in METHODS and METHODS[method].batch_dependent:
+            raise ValueError(f"method: {method!r} uses the whole batch; a pool regroups "
+                             "per-trajectory gradients of weights of one trajectory only")
+        ends = []
+        for value in (None,) if critics is None else critics:
+            more = options if value is None else {**options, "value": value}
+            gradients, extra = self._per_trajectory(method, by_length, **more)
+            ends.append(gradients)
+        self._ends[label], self._extra_steps[label] = tuple(ends), extra
+
+    def _per_trajectory(self, method: str, by_length: bool, **options) -> tuple[np.ndarray, int]:
+        if not by_length:
+            return estimates_from_batch(self.mdp, self.logits, self.batch, method, 1, self.rng,
+                                        **options)
+        out, extra = np.empty((self.size, *self.logits.shape)), 0
+        for cols, sub in _length_chunks(self.batch):
+            out[cols], more = estimates_from_batch(self.mdp, self.logits, sub, method, 1,
+                                                   self.rng, **options)
+            extra += more
+        return out, extra
+
+    def estimates(self, label: str, n_trajectories: int, alpha: float = 0.0) -> np.ndarray:
+        """(M // N, S, A): the estimates of N = n_trajectories trajectories each; for a weight
+        added with two critics, with V_alpha (alpha in [0, 1])."""
+        ends = self._ends[label]
+        if len(ends) == 1:
+            if alpha != 0.0:
+                raise ValueError(f"alpha: {label!r} was added with one critic, got {alpha!r}")
+            return group_means(ends[0], n_trajectories)
+        return ((1.0 - alpha) * group_means(ends[0], n_trajectories)
+                + alpha * group_means(ends[1], n_trajectories))
+
+    def steps_per_estimate(self, label: str, n_trajectories: int) -> float:
+        """Environment steps behind one estimate: N trajectories' own, plus the weight's extra
+        rollouts (q_mc)."""
+        return (self.batch.n_steps + self._extra_steps[label]) * n_trajectories / self.size
+
+    def stats(self, label: str, n_trajectories: int, reference: np.ndarray, alpha: float = 0.0,
+              name: str | None = None) -> GradientStats:
+        """`summarize` of `estimates(label, n_trajectories, alpha)` against reference, named
+        `name` (default: the label)."""
+        return summarize(label if name is None else name,
+                         self.estimates(label, n_trajectories, alpha), reference, n_trajectories,
+                         self.steps_per_estimate(label, n_trajectories))
+
+
+def _length_chunks(batch: Batch, quantiles: tuple[float, ...] = (0.5, 0.8, 0.95)
+                   ) -> list[tuple[np.ndarray, Batch]]:
+    """The trajectories of a batch in a few groups of similar length, each group cut to its
+    longest trajectory: [(columns (M_i,), sub-batch (T_i, M_i))]. One trajectory's n-step or GAE
+    weights depend on it alone, so they are the same in its sub-batch; the weight functions,
+    which loop over T on whole (T, N) arrays, then see far less padding."""
+    lengths = batch.lengths
+    order = np.argsort(lengths, kind="stable")
+    cuts = [0, *(int(q * len(order)) for q in quantiles), len(order)]
+    chunks = []
+    for start, stop in zip(cuts[:-1], cuts[1:]):
+        if stop > start:
+            cols = order[start:stop]
+            T = int(lengths[cols].max())
+            chunks.append((cols, Batch(**{k: v[:T, cols] for k, v in vars(batch).items()})))
+    return chunks
 
 
 def trajectory_gradients(policy, batch: Batch, method: str, gamma: float = 1.0,

@@ -1,4 +1,4 @@
-"""Exercise pipeline: solution notebooks -> student notebooks (backs every notebook).
+"""Exercises of every notebook: solution -> student notebooks, and running their checks.
 
 The solution notebooks `notebooks/solutions/NN_topic.ipynb` are the source of truth. In their
 code cells, each exercise is a region inside a function body:
@@ -18,23 +18,33 @@ at the marker's indentation, where N is int(NN) and K counts the regions of the 
 order. Everything else is copied, outputs and execution counts are dropped, cell ids are kept,
 and the text is written by nbformat (indent=1, final newline) so regenerating is byte-identical.
 
-A check cell is a code cell that calls a checker (`check_...(`); run on a student notebook, it
-must fail with `acteach.checks.ExerciseNotImplemented` and no other cell may fail.
+A region is found from its markers (whole-line comments) and `ast`: it must lie in the body of
+a def, not in a class body or at the top level; a malformed, unbalanced, nested or empty region
+is a ValueError naming the notebook, the cell and the line.
 
-    python -m acteach.exercises build   # clean the solutions, write the student notebooks
-    python -m acteach.exercises check   # exit 1 if a student notebook is out of sync or dirty
+A check cell is a code cell that calls a checker (`check_...(`). `run_checks` executes a notebook
+and reports each check cell as passed, not implemented, wrong or error, and any other cell that
+failed. On a student notebook every check cell must be "not implemented" and no other cell may
+fail; the test suite asserts that through `run_checks`, the runner of `python -m acteach check`.
+
+The command line is `python -m acteach` (see acteach/__main__.py):
+
+    python -m acteach exercises build   # clean the solutions, write the student notebooks
+    python -m acteach exercises check   # exit 1 if a student notebook is out of sync or dirty
+    python -m acteach check NN          # run notebook NN, one line per exercise check
 
 The environment variable ACTEACH_NOTEBOOKS overrides the notebooks directory.
 """
 from __future__ import annotations
 
-import argparse
+import ast
 import copy
 import hashlib
+import io
 import json
 import os
 import re
-import sys
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -43,14 +53,14 @@ from nbformat import NotebookNode
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[^/\\]+\.ipynb$")
-# a call of a checker, `check_...(`; not its definition `def check_...(`
-CHECK_CALL = re.compile(r"(?<!def )\bcheck_\w+\(")
+# a call of a checker, `check_...(`, not its definition `def check_...(`; groups: the
+# checker's name and the name of its first argument (the function checked; "" if none)
+CHECK_CALL = re.compile(r"(?<!def )\b(check_\w+)\((\w*)")
 
-_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+SOLUTION\b", re.IGNORECASE)
-_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
-_BLOCK = re.compile(
-    r"^\s*(?:class|if|elif|else|for|while|with|try|except|finally|match|case|async)\b"
-)
+_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+SOLUTION\b", re.IGNORECASE | re.MULTILINE)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+             tokenize.ENDMARKER}
 
 
 def notebooks_dir() -> Path:
@@ -68,33 +78,8 @@ def _root(root: Path | None) -> Path:
 # --- regions -------------------------------------------------------------------------------
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _enclosing_def(lines: list[str], marker: int) -> str | None:
-    """Name of the nearest `def` enclosing line `marker`, or None if it is not inside a def.
-
-    Walks back over the preceding lines: a less indented `def` encloses the marker; a less
-    indented block statement (if/for/with/...) lowers the bar; a `class` body is not a function
-    body. Other less indented lines are continuations (multi-line signatures, docstrings).
-    """
-    limit = _indent(lines[marker])
-    for line in reversed(lines[:marker]):
-        if not line.strip() or _indent(line) >= limit:
-            continue
-        found = _DEF.match(line)
-        if found:
-            return found.group(2)
-        if _BLOCK.match(line):
-            if line.lstrip().startswith("class"):
-                return None
-            limit = _indent(line)
-    return None
-
-
 def _marker_kind(line: str, where: str, lineno: int) -> str | None:
-    """'begin', 'end' or None for an ordinary line; a near-miss marker is an error."""
+    """'begin', 'end' or None for an ordinary comment; a near-miss marker is an error."""
     if not _MARKER.match(line):
         return None
     stripped = line.strip()
@@ -107,41 +92,76 @@ def _marker_kind(line: str, where: str, lineno: int) -> str | None:
     )
 
 
-def _is_code(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#")
+def _parse(source: str, where: str) -> ast.Module:
+    try:
+        return ast.parse(source)
+    except SyntaxError as error:
+        raise ValueError(f"{where}, line {error.lineno}: {error.msg}") from None
+
+
+def _tokens(source: str, where: str) -> list[tokenize.TokenInfo]:
+    try:
+        return list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        _parse(source, where)           # raises with the parser's line and message
+        raise
+
+
+def _enclosing_def(tree: ast.Module, first: int, last: int) -> str | None:
+    """Name of the function whose body holds every statement on lines first..last (1-based),
+    or None if the innermost def or class around them is not a def (or there is none)."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    inside = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and first <= n.lineno <= last]
+    node = min(inside, key=lambda n: (n.lineno, -n.end_lineno))
+    while node in parents and not isinstance(node, _SCOPES):
+        node = parents[node]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    if any(not node.lineno < n.lineno <= node.end_lineno for n in inside):
+        return None                     # the region runs out of the def
+    return node.name
 
 
 def _regions(source: str, where: str) -> list[tuple[int, int, str]]:
-    """(begin line, end line, enclosing def) of each region in a cell's source, in order."""
-    lines = source.split("\n")
-    regions: list[tuple[int, int, str]] = []
+    """(begin line, end line, enclosing def) of each region in a cell's source, in order.
+
+    Lines count from 0. The markers are whole-line comments; the enclosing def is the function
+    whose body holds the region's statements, found with `ast`.
+    """
+    if not _MARKER.search(source):
+        return []
+    tokens = _tokens(source, where)
+    regions: list[tuple[int, int]] = []
     begin: int | None = None
-    for i, line in enumerate(lines):
-        kind = _marker_kind(line, where, i + 1)
+    for token in tokens:
+        row = token.start[0]
+        if token.type != tokenize.COMMENT or token.line.strip() != token.string.strip():
+            continue
+        kind = _marker_kind(token.string, where, row)
         if kind == "begin":
             if begin is not None:
                 raise ValueError(
-                    f"{where}, line {i + 1}: nested {BEGIN!r} (the one on line {begin + 1} is open)"
+                    f"{where}, line {row}: nested {BEGIN!r} (the one on line {begin} is open)"
                 )
-            begin = i
+            begin = row
         elif kind == "end":
             if begin is None:
-                raise ValueError(f"{where}, line {i + 1}: unbalanced {END!r} without {BEGIN!r}")
-            regions.append(_region(lines, begin, i, where))
+                raise ValueError(f"{where}, line {row}: unbalanced {END!r} without {BEGIN!r}")
+            regions.append((begin, row))
             begin = None
     if begin is not None:
-        raise ValueError(f"{where}, line {begin + 1}: unbalanced {BEGIN!r} without {END!r}")
-    return regions
-
-
-def _region(lines: list[str], begin: int, end: int, where: str) -> tuple[int, int, str]:
-    if not any(_is_code(line) for line in lines[begin + 1 : end]):
-        raise ValueError(f"{where}, line {begin + 1}: empty solution region (no code)")
-    name = _enclosing_def(lines, begin)
-    if name is None:
-        raise ValueError(f"{where}, line {begin + 1}: solution region is not inside a def")
-    return begin, end, name
+        raise ValueError(f"{where}, line {begin}: unbalanced {BEGIN!r} without {END!r}")
+    for begin, end in regions:
+        if not any(begin < t.start[0] < end for t in tokens if t.type not in _NOT_CODE):
+            raise ValueError(f"{where}, line {begin}: empty solution region (no code)")
+    tree = _parse(source, where)
+    found = []
+    for begin, end in regions:
+        name = _enclosing_def(tree, begin + 1, end - 1)
+        if name is None:
+            raise ValueError(f"{where}, line {begin}: solution region is not inside a def")
+        found.append((begin - 1, end - 1, name))
+    return found
 
 
 def _stub_source(source: str, where: str, number: int, first: int) -> tuple[str, int]:
@@ -153,7 +173,7 @@ def _stub_source(source: str, where: str, number: int, first: int) -> tuple[str,
     out: list[str] = []
     start = 0
     for k, (begin, end, name) in enumerate(regions):
-        pad = lines[begin][: _indent(lines[begin])]
+        pad = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
         message = f"Exercise {number}.{first + k}: write the body of {name}"
         out += lines[start:begin] + [f'{pad}raise NotImplementedError("{message}")']
         start = end + 1
@@ -299,10 +319,11 @@ def clean(path: Path) -> bool:
     return _write_if_changed(path, notebook_text(_strip(read_notebook(path))))
 
 
-# --- checks --------------------------------------------------------------------------------
+# --- in sync and clean ---------------------------------------------------------------------
 
 
-def _show(root: Path, path: Path) -> str:
+def shown(root: Path, path: Path) -> str:
+    """A path under root as the messages show it, e.g. "notebooks/solutions/01_x.ipynb"."""
     return f"{root.name}/{path.relative_to(root).as_posix()}"
 
 
@@ -316,7 +337,7 @@ def out_of_sync(root: Path | None = None) -> list[str]:
     messages = []
     for solution in sorted((root / "solutions").glob("*.ipynb")):
         if not NOTEBOOK_NAME.match(solution.name):
-            messages.append(f"misnamed: {_show(root, solution)} is not named NN_topic.ipynb")
+            messages.append(f"misnamed: {shown(root, solution)} is not named NN_topic.ipynb")
     solutions = solution_notebooks(root)
     for solution in solutions:
         target = student_path(solution)
@@ -326,13 +347,13 @@ def out_of_sync(root: Path | None = None) -> list[str]:
             messages.append(f"invalid: {error}")
             continue
         if not target.exists():
-            messages.append(f"missing: {_show(root, target)} (from {_show(root, solution)})")
+            messages.append(f"missing: {shown(root, target)} (from {shown(root, solution)})")
         elif target.read_text(encoding="utf-8") != generated:
-            messages.append(f"stale: {_show(root, target)} differs from its generated version")
+            messages.append(f"stale: {shown(root, target)} differs from its generated version")
     expected = {s.name for s in solutions}
     for student in student_notebooks(root):
         if student.name not in expected:
-            messages.append(f"extra: {_show(root, student)} has no solution notebook")
+            messages.append(f"extra: {shown(root, student)} has no solution notebook")
     return messages
 
 
@@ -351,57 +372,60 @@ def dirty_notebooks(root: Path | None = None) -> list[str]:
         with_outputs, with_counts = _dirt(read_notebook(path))
         if with_outputs or with_counts:
             messages.append(
-                f"dirty: {_show(root, path)} has {with_outputs} cell(s) with outputs and "
+                f"dirty: {shown(root, path)} has {with_outputs} cell(s) with outputs and "
                 f"{with_counts} with execution counts"
             )
     return messages
 
 
-# --- command line --------------------------------------------------------------------------
+# --- running a notebook's checks -----------------------------------------------------------
 
 
-def _cmd_build(root: Path) -> int:
-    for path in sorted((root / "solutions").glob("*.ipynb")):
-        if clean(path):
-            print(f"cleaned {_show(root, path)}")
-    written = build(root)
-    for path in written:
-        print(f"wrote {_show(root, path)}")
-    print(f"{len(solution_notebooks(root)) - len(written)} student notebook(s) already up to date")
-    for message in out_of_sync(root) + dirty_notebooks(root):
-        print(f"warning: {message}", file=sys.stderr)
-    return 0
+def find_notebook(number: str, solutions: bool = False) -> Path:
+    """notebooks/NN_*.ipynb (or notebooks/solutions/NN_*.ipynb) for a number like '3' or '03'."""
+    folder = notebooks_dir() / ("solutions" if solutions else "")
+    if not number.isdigit():
+        raise ValueError(f"notebook: expected a number like 03, got {number!r}")
+    found = sorted(folder.glob(f"{int(number):02d}_*.ipynb"))
+    if not found:
+        raise ValueError(f"notebook: no notebook {int(number):02d} in {folder}")
+    return found[0]
 
 
-def _cmd_check(root: Path) -> int:
-    messages = out_of_sync(root) + dirty_notebooks(root)
-    if messages:
-        for message in messages:
-            print(message, file=sys.stderr)
-        print("run: python -m acteach.exercises build", file=sys.stderr)
-        return 1
-    print("student notebooks in sync")
-    return 0
+def run_checks(path: Path, timeout: int = 600) -> list[tuple[str, str, str]]:
+    """Execute a notebook top to bottom in a fresh kernel (cells that fail do not stop it);
+    -> (name, verdict, message) for every check cell, named by the function it checks, and for
+    every other cell that failed, named "cell i (its first line)".
+
+    verdict: passed | not implemented | wrong | error. `python -m acteach check` prints these;
+    the test suite runs every student notebook through this function. timeout: seconds per cell.
+    """
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = read_notebook(path)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    checks = set(check_cells(nb))
+    results = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        error = next((o for o in cell.outputs if o.output_type == "error"), None)
+        if i in checks:
+            call = CHECK_CALL.search(cell.source)
+            results.append((call.group(2) or f"cell {i}", *_verdict(error)))
+        elif error is not None:
+            results.append((f"cell {i} ({cell.source.splitlines()[0][:50]})", "error",
+                            f"{error.ename}: {error.evalue}"))
+    return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: `build` or `check` (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m acteach.exercises", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("command", choices=["build", "check"])
-    parser.add_argument(
-        "--root", type=Path, default=None, help="notebooks directory (default: $ACTEACH_NOTEBOOKS "
-        "or the repository's notebooks/)"
-    )
-    args = parser.parse_args(argv)
-    root = _root(args.root)
-    try:
-        return _cmd_build(root) if args.command == "build" else _cmd_check(root)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _verdict(error: NotebookNode | None) -> tuple[str, str]:
+    if error is None:
+        return "passed", ""
+    if error.ename == "ExerciseNotImplemented":
+        return "not implemented", error.evalue
+    if error.ename == "CheckFailed":
+        return "wrong", error.evalue
+    return "error", f"{error.ename}: {error.evalue}"

@@ -1,7 +1,10 @@
-"""Small torch networks: policies and critics (backs notebooks 01 onwards).
+"""Small torch networks: policies, critics and per-trajectory gradients (backs notebooks 01
+onwards).
 
 The neural path of the course scores trajectories with a network policy instead of a softmax
-table. The estimator is the same one as everywhere,
+table: `mlp`, `CategoricalPolicy` (logits from an MLP), the critics `ValueNet` (V_phi(obs) (B,)),
+`TableValue` (a table V(s) as a module) and `shared_actor_critic` (one trunk, two heads), and
+`as_tensor`, the one array -> tensor conversion. The estimator is the same one as everywhere,
 
     g_hat = (1/N) sum_n g_n,   g_n = sum_t mask[t, n] w[t, n] grad log pi(act[t, n] | obs[t, n]),
 
@@ -44,12 +47,22 @@ def mlp(sizes: Sequence[int], activation: Callable[[], nn.Module] = nn.Tanh) -> 
     return nn.Sequential(*layers)
 
 
-def _as_tensor(x: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
-    """A tensor of `dtype`, sharing memory with x where it can."""
+def as_tensor(x: ArrayLike, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """x (numpy array, sequence or tensor) as a tensor of `dtype` (None: keep x's dtype),
+    detached, sharing memory with x where it can (a read-only array is copied)."""
     if isinstance(x, torch.Tensor):
-        return x.detach().to(dtype)
+        x = x.detach()
+        return x if dtype is None else x.to(dtype)
     x = np.asarray(x)
     return torch.as_tensor(x if x.flags.writeable else x.copy(), dtype=dtype)
+
+
+def _observations(obs: ArrayLike, obs_dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """Observation vectors (..., D) as a tensor of dtype (a network's), or a ValueError."""
+    obs = as_tensor(obs, dtype)
+    if obs.ndim == 0 or obs.shape[-1] != obs_dim:
+        raise ValueError(f"obs: expected shape (..., {obs_dim}), got {tuple(obs.shape)}")
+    return obs
 
 
 def _obs_tensor(obs: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
@@ -59,7 +72,7 @@ def _obs_tensor(obs: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
     else:
         obs = np.asarray(obs)
         is_float = obs.dtype.kind == "f"
-    return _as_tensor(obs, dtype if is_float else torch.long)
+    return as_tensor(obs, dtype if is_float else torch.long)
 
 
 class CategoricalPolicy(nn.Module):
@@ -84,10 +97,7 @@ class CategoricalPolicy(nn.Module):
 
     def logits(self, obs: ArrayLike) -> torch.Tensor:
         """obs: (..., D) -> (..., A) unnormalised log-probabilities."""
-        obs = _as_tensor(obs, self.dtype)
-        if obs.ndim == 0 or obs.shape[-1] != self.obs_dim:
-            raise ValueError(f"obs: expected shape (..., {self.obs_dim}), got {tuple(obs.shape)}")
-        return self.logits_net(obs)
+        return self.logits_net(_observations(obs, self.obs_dim, self.dtype))
 
     def forward(self, obs: ArrayLike) -> Categorical:
         """obs: (..., D) -> the action distribution pi(. | obs), batch shape (...)."""
@@ -99,7 +109,7 @@ class CategoricalPolicy(nn.Module):
         Written with log_softmax + gather (no distribution object), so it runs under vmap.
         """
         logits = self.logits(obs)
-        act = _as_tensor(act, torch.long)
+        act = as_tensor(act, torch.long)
         if tuple(act.shape) != tuple(logits.shape[:-1]):
             raise ValueError(
                 f"act: expected shape {tuple(logits.shape[:-1])} (obs without its last axis), "
@@ -112,7 +122,7 @@ class CategoricalPolicy(nn.Module):
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log pi(act | obs), entropy of pi(. | obs)) from one forward pass: (...) each."""
         logp_all = torch.log_softmax(self.logits(obs), dim=-1)                  # (..., A)
-        act = _as_tensor(act, torch.long)
+        act = as_tensor(act, torch.long)
         if tuple(act.shape) != tuple(logp_all.shape[:-1]):
             raise ValueError(f"act: expected shape {tuple(logp_all.shape[:-1])} (obs without "
                              f"its last axis), got {tuple(act.shape)}")
@@ -167,7 +177,7 @@ def _trajectory_tensors(
     if not params:
         raise ValueError("policy: expected a module with parameters, got none")
     dtype = params[0].dtype
-    mask = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+    mask = as_tensor(mask)
     if mask.ndim != 2 or mask.dtype != torch.bool:
         raise ValueError(
             f"mask: expected a (T, N) bool array, got shape {tuple(mask.shape)}, dtype {mask.dtype}"
@@ -176,10 +186,10 @@ def _trajectory_tensors(
     obs = _obs_tensor(obs, dtype)
     if obs.ndim < 2 or tuple(obs.shape[:2]) != (T, N):
         raise ValueError(f"obs: expected shape ({T}, {N}, D) (T, N of mask), got {obs.shape}")
-    act = _as_tensor(act, torch.long)
+    act = as_tensor(act, torch.long)
     if tuple(act.shape) != (T, N):
         raise ValueError(f"act: expected shape ({T}, {N}) (that of mask), got {tuple(act.shape)}")
-    weights = _as_tensor(weights, dtype)
+    weights = as_tensor(weights, dtype)
     if weights.ndim == 1 and weights.shape[0] == N:
         weights = weights.expand(T, N)  # one weight per trajectory, e.g. total_return
     if tuple(weights.shape) != (T, N):
@@ -277,10 +287,7 @@ class ValueNet(nn.Module):
 
     def forward(self, obs: ArrayLike) -> torch.Tensor:
         """obs: (..., D) -> (...) values V_phi(obs)."""
-        obs = _as_tensor(obs, self.dtype)
-        if obs.ndim == 0 or obs.shape[-1] != self.obs_dim:
-            raise ValueError(f"obs: expected shape (..., {self.obs_dim}), got {tuple(obs.shape)}")
-        return self.v_net(obs).squeeze(-1)
+        return self.v_net(_observations(obs, self.obs_dim, self.dtype)).squeeze(-1)
 
     @torch.no_grad()
     def predict(self, obs: ArrayLike) -> np.ndarray:
@@ -317,14 +324,14 @@ class TableValue(nn.Module):
                  dtype: torch.dtype = torch.float64):
         super().__init__()
         check_positive_int("n_states", n_states)
-        table = torch.zeros(n_states, dtype=dtype) if init is None else _as_tensor(init, dtype)
+        table = torch.zeros(n_states, dtype=dtype) if init is None else as_tensor(init, dtype)
         if tuple(table.shape) != (n_states,):
             raise ValueError(f"init: expected shape ({n_states},), got {tuple(table.shape)}")
         self.table = nn.Parameter(table.clone())
 
     def forward(self, obs: ArrayLike) -> torch.Tensor:
         """obs: (...) int state indices -> (...) values table[obs]."""
-        obs = _as_tensor(obs, torch.long) if not isinstance(obs, torch.Tensor) else obs
+        obs = as_tensor(obs, torch.long) if not isinstance(obs, torch.Tensor) else obs
         if obs.is_floating_point() or obs.dtype == torch.bool:
             raise ValueError(f"obs: expected integer state indices, got dtype {obs.dtype}")
         n = self.table.shape[0]

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from acteach._validate import check_positive_int
-from acteach.actor_critic import Config, History, make_envs, rollout, td_advantage_of, train_a2c
+from acteach.actor_critic import A2CConfig, A2CHistory, rollout, td_advantage_of, train_a2c
 from acteach.nets import CategoricalPolicy, ValueNet, per_trajectory_gradients
-from acteach.sampling import Batch
+from acteach.sampling import Batch, make_envs
+from acteach.training import History
 
 
 @dataclass
@@ -170,8 +171,8 @@ def gradient_noise(policy: CategoricalPolicy, critic: ValueNet, env_id: str = "C
                          int(head.mask.sum()))
 
 
-def learning_grid(config: Config, n_envs: Sequence[int] = (1, 4, 16),
-                  n_steps: Sequence[int] = (1, 4, 16)) -> dict[tuple[int, int], History]:
+def learning_grid(config: A2CConfig, n_envs: Sequence[int] = (1, 4, 16),
+                  n_steps: Sequence[int] = (1, 4, 16)) -> dict[tuple[int, int], A2CHistory]:
     """Train A2C once per (N, T) on config.total_steps env steps (same seed, same everything
     else) and return the histories, keyed by (n_envs, n_steps)."""
     histories = {}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acteach._validate import check_finite, check_positive_int
+from acteach._validate import check_finite, check_flags, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ class ReplayBuffer:
         rew = np.asarray(rew, dtype=self.rew.dtype)
         if rew.shape != (n,):
             raise ValueError(f"rew: expected shape ({n},) (one per row of obs), got {rew.shape}")
-        terminated = _flags("terminated", terminated, n)
-        keep = np.ones(n, dtype=bool) if mask is None else _flags("mask", mask, n)
+        terminated = check_flags("terminated", terminated, (n,), "one per row of obs")
+        keep = np.ones(n, dtype=bool) if mask is None else check_flags("mask", mask, (n,), "one per row of obs")
         check_finite("rew", rew[keep])
         rows = np.flatnonzero(keep)[-self.capacity:]   # more rows than capacity: keep the newest
         k = rows.size
@@ -172,14 +172,3 @@ class ReplayBuffer:
                              f"{act.shape}, dtype {act.dtype}")
         return act.astype(np.float32)
 
-
-def _flags(name: str, flags: np.ndarray, n: int) -> np.ndarray:
-    """flags (n,) as bool, or a ValueError naming them (wrong shape, not bool or 0/1)."""
-    flags = np.asarray(flags)
-    if flags.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},) (one per row of obs), got {flags.shape}")
-    if flags.dtype != bool:
-        if not np.issubdtype(flags.dtype, np.number) or not np.isin(flags, (0, 1)).all():
-            raise ValueError(f"{name}: expected bool or 0/1 flags, got values other than 0 and 1")
-        flags = flags.astype(bool)
-    return flags

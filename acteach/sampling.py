@@ -1,10 +1,17 @@
-"""Trajectory batches: the one data layout every estimator, critic and algorithm reads.
+"""Trajectory batches and gymnasium envs: the one data layout every estimator, critic and
+algorithm reads, and the one way to make a vector env (backs every notebook: 01-05 read the
+Batch that `tabular.sample_trajectories` fills, 01 and 03-06 sample gymnasium episodes here,
+06-09 train on envs made here).
 
-Storage is time-major: index [t, n] is step t of trajectory (or environment) n.
+    Batch             N trajectories (or envs) of T steps, time-major: [t, n] is step t of n;
+                      `Batch.from_steps` stacks per-step records into one
+    make_envs         n copies of a gymnasium env as one vector env (next-step autoreset)
+    sample_episodes   the first episode of each of n envs, as a padded Batch
 """
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +52,14 @@ class Batch:
         """Total number of environment steps in the batch."""
         return int(self.mask.sum())
 
+    @classmethod
+    def from_steps(cls, steps: Sequence[dict[str, np.ndarray]]) -> Batch:
+        """Stack T per-step records, each a dict of the Batch fields as (N, ...) arrays, into
+        a time-major Batch of (T, N, ...) arrays."""
+        if not steps:
+            raise ValueError("steps: expected at least one step record, got none")
+        return cls(**{key: np.stack([step[key] for step in steps]) for key in steps[0]})
+
 
 class Actor(Protocol):
     """Anything that picks actions for a batch of observations, e.g. `nets.CategoricalPolicy`."""
@@ -54,16 +69,29 @@ class Actor(Protocol):
         ...
 
 
-def _make_vec_env(env_id: str, n: int) -> Any:
-    """n copies of env_id stepped as one: the env's own numpy-vectorised version if it ships
-    one (CartPole-v1 does), else a SyncVectorEnv looping over n copies."""
+def make_envs(env_id: str, n: int, **kwargs: Any) -> Any:
+    """n copies of env_id stepped as one gymnasium vector env: the env's own numpy-vectorised
+    version if it ships one (CartPole-v1 does), else a SyncVectorEnv looping over n copies.
+    kwargs go to gymnasium.make_vec (e.g. max_episode_steps). The envs autoreset on the NEXT
+    step (gymnasium's default), which `actor_critic.rollout` and `sac.step_and_store` mask."""
     import gymnasium as gym  # imported here so the tabular path never pays for gymnasium
 
     if not isinstance(env_id, str) or env_id not in gym.registry:
         raise ValueError(f"env_id: expected the id of a registered gymnasium env, got {env_id!r}")
+    check_positive_int("n", n)
     has_vector = gym.spec(env_id).vector_entry_point is not None
     mode = "vector_entry_point" if has_vector else "sync"
-    return gym.make_vec(env_id, num_envs=n, vectorization_mode=mode)
+    envs = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **kwargs)
+    check_next_step_autoreset(envs)
+    return envs
+
+
+def check_next_step_autoreset(envs: Any) -> None:
+    """Masking reset steps assumes gymnasium's default next-step autoreset: after a step that
+    ends an episode, the next step() only resets that env. Refuse envs that do otherwise."""
+    mode = envs.metadata.get("autoreset_mode")
+    if mode is not None and getattr(mode, "name", str(mode)) != "NEXT_STEP":
+        raise ValueError(f"envs: expected next-step autoreset, got autoreset_mode={mode}")
 
 
 def _first_episodes(steps: list[dict[str, np.ndarray]], cut: bool) -> Batch:
@@ -73,7 +101,7 @@ def _first_episodes(steps: list[dict[str, np.ndarray]], cut: bool) -> Batch:
     flags are zeroed, so padding is clean. cut: the loop stopped at max_steps, so trajectories
     still running get truncated=True on their last step (cut short by a time limit).
     """
-    fields = {key: np.stack([step[key] for step in steps]) for key in steps[0]}
+    fields = vars(Batch.from_steps(steps))
     mask = fields["mask"]
     for key in ("obs", "act", "rew", "next_obs", "terminated", "truncated"):
         m = mask.reshape(mask.shape + (1,) * (fields[key].ndim - 2))
@@ -134,7 +162,7 @@ def sample_episodes(
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     if max_steps is not None:
         check_positive_int("max_steps", max_steps)
-    env = _make_vec_env(env_id, n)
+    env = make_envs(env_id, n)
     generator = torch.Generator().manual_seed(int(seed))
     steps: list[dict[str, np.ndarray]] = []
     try:

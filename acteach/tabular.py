@@ -1,8 +1,20 @@
-"""Exact ground truth on small tabular MDPs (backs every notebook; introduced in 01).
+"""Small tabular MDPs: exact ground truth, fast sampling, the teaching MDPs (backs every
+notebook; introduced in 01).
 
 A tabular MDP is small enough that V^pi, Q^pi, the return J(theta) and the policy gradient
 dJ/dtheta can be computed exactly, with linear algebra instead of sampling. Every estimator in
-the course is measured against these numbers.
+the course is measured against these numbers. The module holds
+
+  the MDP       `TabularMDP` (P, R, mu0, gamma, horizon, terminal states), `check_logits`,
+                `check_episodic` (every episode ends);
+  exact maths   `exact_values`, `exact_return`, `policy_transitions` (P_pi), `state_occupancy`
+                (visits counted with a discount), `softmax_gradient` (the softmax-score
+                contraction d * pi * (Q - V)), `exact_policy_gradient`; and `cosine` /
+                `row_cosines`, how the course compares a gradient's direction with another's;
+  sampling      `sample_trajectories` (a `Batch` of N trajectories, vectorised over them) and
+                `rollout_returns` (fresh rollouts from given (s, a)), cut where the horizon or
+                the discount tail ends them;
+  teaching MDPs `chain_mdp`, `gridworld_mdp`, `random_mdp`.
 
 The policy is a softmax over a table of logits, theta = logits of shape (S, A):
 
@@ -24,6 +36,7 @@ from acteach._validate import (
     check_positive_int,
     check_probability_vectors,
     check_shape,
+    check_unit_interval,
 )
 
 
@@ -115,6 +128,19 @@ def states_that_cannot_terminate(mdp: TabularMDP) -> np.ndarray:
     return np.flatnonzero(~can_reach)
 
 
+def check_episodic(mdp: TabularMDP, what: str) -> None:
+    """ValueError unless every episode ends: a horizon, or a terminal state reachable from every
+    state (a softmax policy tries every action, so reachability does not depend on the logits)."""
+    if mdp.horizon is not None:
+        return
+    stuck = states_that_cannot_terminate(mdp)
+    if stuck.size:
+        raise ValueError(
+            f"mdp: {what} sums every step with weight 1, which diverges on a continuing MDP (no "
+            f"horizon, and no terminal state reachable from states {stuck.tolist()}); give the "
+            "MDP a horizon or terminal states")
+
+
 def softmax_policy(logits: np.ndarray) -> np.ndarray:
     """pi[s, a] = softmax(logits[s])[a]. logits, pi: (S, A)."""
     z = logits - logits.max(axis=-1, keepdims=True)
@@ -155,7 +181,7 @@ def exact_values(mdp: TabularMDP, logits: np.ndarray) -> Values:
             V[t] = (pi * Q[t]).sum(axis=1) * live
         return Values(V, Q)
     r_pi = (pi * mdp.R).sum(axis=1)                           # (S,)
-    P_pi = np.einsum("sa,sax->sx", pi, mdp.P)                 # (S, S)
+    P_pi = policy_transitions(mdp, pi)                        # (S, S)
     idx = np.flatnonzero(live)
     M = np.eye(idx.size) - mdp.gamma * P_pi[np.ix_(idx, idx)]
     V = np.zeros(mdp.n_states)
@@ -170,23 +196,64 @@ def exact_return(mdp: TabularMDP, logits: np.ndarray) -> float:
     return float(mdp.mu0 @ (V[0] if mdp.horizon is not None else V))
 
 
-def state_occupancy(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
-    """Discounted state visitation: d[t, s] = gamma^t Pr(s_t = s, not yet ended), horizon H -> (H, S);
-    infinite horizon -> (S,), summed over t: d(s) = sum_t gamma^t Pr(s_t = s)."""
+def policy_transitions(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
+    """P_pi[s, s'] = sum_a pi(a|s) p(s'|s, a), the policy's state chain. pi: (S, A) -> (S, S).
+
+    Terminal states keep their self-loops (rows of mdp.P); a chain that stops at terminal
+    states multiplies by ~mdp.terminal[:, None]."""
+    return np.einsum("sa,sax->sx", pi, mdp.P)
+
+
+def state_occupancy(mdp: TabularMDP, logits: np.ndarray,
+                    discount: float | None = None) -> np.ndarray:
+    """State visits counted with a discount c (default c = mdp.gamma): horizon H -> (H, S),
+    d[t, s] = c^t Pr(s_t = s, not yet ended); no horizon -> (S,), summed over t:
+    d(s) = sum_t c^t Pr(s_t = s). Terminal states are never visited (the episode has ended on
+    arrival).
+
+    c = gamma gives the discounted occupancy of the policy gradient theorem; c = 1 the expected
+    number of visits, finite only when episodes end (a ValueError naming mdp otherwise).
+    """
     pi = softmax_policy(check_logits(mdp, logits))
+    if discount is not None:
+        check_unit_interval("discount", discount)
+    c = mdp.gamma if discount is None else discount
     live = ~mdp.terminal
-    P_pi = np.einsum("sa,sax->sx", pi, mdp.P) * live[:, None]   # the chain stops at terminals
+    if c == 1.0:
+        check_episodic(mdp, "counting visits without a discount (discount = 1)")
+    P_pi = policy_transitions(mdp, pi) * live[:, None]      # the chain stops at terminals
     if mdp.horizon is not None:
         d = np.zeros((mdp.horizon, mdp.n_states))
         d[0] = mdp.mu0
         for t in range(1, mdp.horizon):
-            d[t] = mdp.gamma * (d[t - 1] @ P_pi) * live
+            d[t] = c * (d[t - 1] @ P_pi) * live
         return d
     idx = np.flatnonzero(live)
-    M = np.eye(idx.size) - mdp.gamma * P_pi[np.ix_(idx, idx)]
+    M = np.eye(idx.size) - c * P_pi[np.ix_(idx, idx)]
     d = np.zeros(mdp.n_states)
     d[idx] = np.linalg.solve(M.T, mdp.mu0[idx])
     return d
+
+
+def softmax_gradient(occupancy: np.ndarray, pi: np.ndarray, adv: np.ndarray) -> np.ndarray:
+    """The softmax-score contraction: dJ/dlogits[s, b] = sum_t d_t(s) pi(b|s) A_t(s, b), (S, A).
+
+    For a softmax table d log pi(a|s) / d logits[s, b] = 1[a = b] - pi(b|s), so
+    E_a[grad log pi(a|s) Q(s, a)] in row s is pi(b|s) (Q(s, b) - V(s)), V = sum_a pi Q.
+    occupancy (S,) with adv (S, A) (no horizon: d summed over t), or occupancy (H, S) with
+    adv (H, S, A) (time-indexed, summed over t here); pi: (S, A); adv = Q - V (or any
+    E[w | s, a] minus its pi-average).
+    """
+    occupancy, adv = np.asarray(occupancy), np.asarray(adv)
+    if occupancy.ndim == 2:
+        if adv.shape != occupancy.shape + pi.shape[1:]:
+            raise ValueError(f"adv: expected shape {occupancy.shape + pi.shape[1:]} (H, S, A) "
+                             f"for an occupancy (H, S), got {adv.shape}")
+        return np.einsum("ts,sa,tsa->sa", occupancy, pi, adv)
+    if adv.shape != pi.shape or occupancy.shape != pi.shape[:1]:
+        raise ValueError(f"adv: expected shape {pi.shape} (S, A) with an occupancy (S,), got "
+                         f"adv {adv.shape}, occupancy {occupancy.shape}")
+    return occupancy[:, None] * pi * adv
 
 
 def exact_policy_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
@@ -195,16 +262,32 @@ def exact_policy_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
     grad J = sum_t E[gamma^t grad log pi(a_t|s_t) Q(s_t, a_t)], and for a softmax table
     d log pi(a|s) / d logits[s, b] = 1[a = b] - pi(b|s), so
 
-        dJ/dlogits[s, b] = sum_t d_t(s) pi(b|s) (Q_t(s, b) - V_t(s)).
+        dJ/dlogits[s, b] = sum_t d_t(s) pi(b|s) (Q_t(s, b) - V_t(s))   (`softmax_gradient`).
     """
     logits = check_logits(mdp, logits)
-    pi = softmax_policy(logits)
     V, Q = exact_values(mdp, logits)
-    d = state_occupancy(mdp, logits)
-    if mdp.horizon is not None:
-        adv = Q - V[:-1, :, None]                                # (H, S, A)
-        return np.einsum("ts,sa,tsa->sa", d, pi, adv)
-    return d[:, None] * pi * (Q - V[:, None])
+    adv = Q - (V[:-1, :, None] if mdp.horizon is not None else V[:, None])
+    return softmax_gradient(state_occupancy(mdp, logits), softmax_policy(logits), adv)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """a . b / (|a| |b|) of two gradients of the same shape, flattened, in [-1, 1]; 0.0 if either
+    is the zero vector."""
+    a, b = np.ravel(np.asarray(a, dtype=float)), np.ravel(np.asarray(b, dtype=float))
+    if a.shape != b.shape:
+        raise ValueError(f"b: expected the shape of a, {a.shape}, got {b.shape}")
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(np.clip(a @ b / norm, -1.0, 1.0)) if norm > 0 else 0.0
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of (R, P) arrays -> (R,), in [-1, 1]; 0 where either row is 0."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"b: expected (R, P) arrays of one shape, got a {a.shape}, b {b.shape}")
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    cos = (a * b).sum(axis=-1) / np.where(norms > 0, norms, 1.0)
+    return np.where(norms > 0, np.clip(cos, -1.0, 1.0), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

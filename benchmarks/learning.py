@@ -28,11 +28,11 @@ BUDGET = {"acteach": 300_000, "sb3": 1_000_000}
 
 
 def run_acteach(seed: int) -> dict:
-    """acteach's A2C with its default Config, stopped when the rule is met."""
-    from acteach.actor_critic import Config, train_a2c
+    """acteach's A2C with its default A2CConfig, stopped when the rule is met."""
+    from acteach.actor_critic import A2CConfig, train_a2c
 
-    config = Config(env_id="CartPole-v1", seed=seed, total_steps=BUDGET["acteach"],
-                    stop_return=THRESHOLD, stop_window=WINDOW)
+    config = A2CConfig(env_id="CartPole-v1", seed=seed, total_steps=BUDGET["acteach"],
+                       stop_return=THRESHOLD, stop_window=WINDOW)
     history = train_a2c(config, progress=False)
     steps = history.steps_to_mean_return(THRESHOLD, WINDOW)
     seconds = history.seconds_to_mean_return(THRESHOLD, WINDOW)

@@ -9,7 +9,7 @@ excluded) at the first evaluation whose mean return is >= -200, per seed, then t
 range. Both run with one torch thread, one run at a time. A run that has not reached -200
 within its step budget counts as the budget (marked ">").
 
-acteach: `acteach.off_policy.train_off_policy` with its default Config (64x64 networks, batch
+acteach: `acteach.sac.train_sac` with its default SACConfig (64x64 networks, batch
 128, learning_starts 1,000, tau 0.01, lr 1e-3, tuned alpha). It has no early stop, so each run
 trains to its budget; only the time to the first evaluation >= -200 is reported.
 
@@ -39,12 +39,12 @@ def eval_seeds(seed: int) -> np.random.Generator:
 
 
 def run_acteach(seed: int) -> dict:
-    """acteach's SAC with its default Config, evaluated every EVAL_EVERY steps."""
-    from acteach.off_policy import Config, train_off_policy
+    """acteach's SAC with its default SACConfig, evaluated every EVAL_EVERY steps."""
+    from acteach.sac import SACConfig, train_sac
 
-    config = Config(env_id="Pendulum-v1", seed=seed, total_steps=BUDGET["acteach"],
-                    eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES)
-    history = train_off_policy(config, progress=False)
+    config = SACConfig(env_id="Pendulum-v1", seed=seed, total_steps=BUDGET["acteach"],
+                       eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES)
+    history = train_sac(config, progress=False)
     return {"steps": history.steps_to_eval_return(THRESHOLD),
             "seconds": history.seconds_to_eval_return(THRESHOLD),
             "budget_seconds": history.seconds, "evals": history.eval_returns}
@@ -52,7 +52,7 @@ def run_acteach(seed: int) -> dict:
 
 def _evaluate_sb3(model, envs, seed: int) -> float:
     """Mean undiscounted return of SB3's deterministic policy, one episode per env of a vector
-    env reset with `seed` (as acteach.off_policy.evaluate does)."""
+    env reset with `seed` (as acteach.sac.evaluate does)."""
     obs, _ = envs.reset(seed=seed)
     returns, done = np.zeros(envs.num_envs), np.zeros(envs.num_envs, dtype=bool)
     while not done.all():
@@ -70,6 +70,8 @@ def run_sb3(seed: int) -> dict:
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from acteach.sampling import make_envs
+
     torch.set_num_threads(1)
 
     class EvaluateEvery(BaseCallback):
@@ -77,8 +79,7 @@ def run_sb3(seed: int) -> dict:
 
         def __init__(self) -> None:
             super().__init__()
-            self.envs = gym.make_vec("Pendulum-v1", num_envs=EVAL_EPISODES,
-                                     vectorization_mode="sync")
+            self.envs = make_envs("Pendulum-v1", EVAL_EPISODES)     # as acteach's evaluation
             self.seeds = eval_seeds(seed)
             self.evals: list[float] = []
             self.steps = self.seconds = None

@@ -1,4 +1,4 @@
-"""Wall-clock of every solution notebook, top to bottom, as nbval runs it.
+"""Wall-clock of every solution notebook, run top to bottom.
 
     python benchmarks/notebooks.py [NN ...]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from acteach.actor_critic import Config, a2c_update
+from acteach.actor_critic import A2CConfig, a2c_update
 from acteach.architecture import (
     Interference,
     a2c_losses,
@@ -41,7 +41,7 @@ def _flat_grad(loss, params):
 def test_a2c_losses_are_what_a2c_update_steps_on(shared, target, ent_coef):
     # SGD with lr = 1 and no clipping: a2c_update moves every parameter by minus the gradient
     # of the loss it steps on; that gradient must come from a2c_losses.
-    config = Config(n_envs=4, n_steps=8, target=target, ent_coef=ent_coef, shared=shared,
+    config = A2CConfig(n_envs=4, n_steps=8, target=target, ent_coef=ent_coef, shared=shared,
                     value_coef=0.3, max_grad_norm=None, hidden=(16, 16))
     policy, critic = _nets(shared)
     record = _record(policy, seed=1)
@@ -81,7 +81,7 @@ def test_trunk_is_the_hidden_layers_and_separate_networks_have_none():
 
 
 def test_loss_gradients_split_the_shared_step_exactly():
-    config = Config(n_envs=4, n_steps=8, shared=True, value_coef=0.7, hidden=(16, 16))
+    config = A2CConfig(n_envs=4, n_steps=8, shared=True, value_coef=0.7, hidden=(16, 16))
     policy, critic = _nets(shared=True, seed=2)
     record = _record(policy, seed=3)
     g_actor, g_critic = loss_gradients(policy, critic, record, config)
@@ -105,7 +105,7 @@ def test_interference_on_hand_made_gradients():
 
 
 def test_gradient_interference_is_deterministic_and_leaves_the_networks_alone():
-    config = Config(n_envs=4, n_steps=4, shared=True, hidden=(16, 16))
+    config = A2CConfig(n_envs=4, n_steps=4, shared=True, hidden=(16, 16))
     policy, critic = _nets(shared=True, seed=4)
     before = [p.detach().clone() for p in torch.nn.ModuleList([policy, critic]).parameters()]
     first = gradient_interference(policy, critic, config, n_rollouts=5, seed=7)
@@ -122,7 +122,7 @@ def test_gradient_interference_is_deterministic_and_leaves_the_networks_alone():
 
 
 def test_gradient_interference_refuses_separate_networks_and_bad_counts():
-    config = Config(n_envs=2, n_steps=2, hidden=(16, 16))
+    config = A2CConfig(n_envs=2, n_steps=2, hidden=(16, 16))
     with pytest.raises(ValueError, match="critic: shares no parameters"):
         gradient_interference(*_nets(shared=False), config)
     with pytest.raises(ValueError, match="n_rollouts"):
@@ -133,7 +133,7 @@ def test_at_initialisation_the_critic_dominates_the_trunk():
     # The claim notebook 09 prints: at value_coef 0.5 the critic's gradient on a fresh shared
     # trunk is many times the actor's (returns are not normalised, advantages are), so the
     # shared step follows the actor's gradient poorly. Seeds 0 (networks) and 1 (rollouts).
-    config = Config(shared=True)
+    config = A2CConfig(shared=True)
     torch.manual_seed(0)
     policy, critic = shared_actor_critic(4, 2, config.hidden)
     inter = gradient_interference(policy, critic, config, n_rollouts=16, seed=1)

@@ -1,6 +1,6 @@
 """Baselines and the advantage (notebook 03): unbiased where the lecture says so, biased where it
-says so, measured against the exact gradient; the hand-worked baselines; the exercise checkers;
-the Monte Carlo critic fit.
+says so, measured against the exact gradient; the hand-worked baselines; the Monte Carlo critic
+fit (the exercise checkers are in test_checks.py).
 
 The MDPs and logits are those of test_estimators.py, fixed before any baseline was measured.
 Statistical tests state their seed and tolerance; a tolerance of 4 standard errors per component
@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from acteach import checks, returns
 from acteach.baselines import batch_mean_baseline, optimal_constant_baseline, subtract_baseline
 from acteach.critic import fit_value_monte_carlo
 from acteach.estimators import estimates_from_batch, gradient_statistics, summarize
 from acteach.nets import ValueNet
 from acteach.plotting import baselines_by_state_figure
 from acteach.tabular import (chain_mdp, exact_policy_gradient, exact_values, sample_trajectories)
-
-from mdps import MDPS, logits_for      # shared by the statistical tests
 
 UNDISCOUNTED = ["chain", "grid", "random-episodic"]    # gamma = 1: the exact plain-mean identity
 
@@ -51,12 +48,9 @@ UNBIASED = ["baseline_loo", "baseline_optimal", "baseline_v_exact", "advantage_e
 
 
 @pytest.mark.parametrize("method", UNBIASED)
-@pytest.mark.parametrize("name", MDPS)
-def test_baseline_is_unbiased(name, method):
+def test_baseline_is_unbiased(mdp, logits, method):
     # 3,000 estimates of N = 3 trajectories, seed 1: every component of the mean within
     # 4 standard errors of exact_policy_gradient.
-    mdp = MDPS[name]
-    logits = logits_for(mdp)
     options = {"value": v_table(mdp, logits)} if method == "baseline_v" else {}
     stats = gradient_statistics(mdp, logits, method, 3, 3000, np.random.default_rng(1), **options)
     assert stats.max_bias_z < 4.0, (stats.bias, stats.bias_se)
@@ -72,13 +66,10 @@ def shortfall_along_the_gradient(stats):
     return np.linalg.norm(stats.reference) - along.mean(), along.std(ddof=1) / np.sqrt(len(along))
 
 
-@pytest.mark.parametrize("name", MDPS)
-def test_plain_batch_mean_is_biased_at_small_n_and_less_so_at_large_n(name):
+def test_plain_batch_mean_is_biased_at_small_n_and_less_so_at_large_n(mdp, logits):
     # seed 2: at N = 2 (4,000 estimates) a component is more than 4 standard errors off, and the
     # mean falls short of grad J along its direction by more than 4 standard errors; at N = 20
     # (1,000 estimates) it falls short by less, the gap more than 4 combined standard errors.
-    mdp = MDPS[name]
-    logits = logits_for(mdp)
     small = gradient_statistics(mdp, logits, "baseline_mean", 2, 4000, np.random.default_rng(2))
     large = gradient_statistics(mdp, logits, "baseline_mean", 20, 1000, np.random.default_rng(2))
     assert small.max_bias_z > 4.0
@@ -87,26 +78,23 @@ def test_plain_batch_mean_is_biased_at_small_n_and_less_so_at_large_n(name):
     assert short_2 - short_20 > 4 * np.hypot(se_2, se_20), (short_2, short_20, se_2, se_20)
 
 
-@pytest.mark.parametrize("name", UNDISCOUNTED)
+@pytest.mark.parametrize("mdp_name", UNDISCOUNTED)
 @pytest.mark.parametrize("n", [2, 3, 20])
-def test_plain_batch_mean_shrinks_the_gradient_by_one_minus_one_over_n(name, n):
+def test_plain_batch_mean_shrinks_the_gradient_by_one_minus_one_over_n(mdp, logits, n):
     # With gamma = 1, E[g_hat] = (1 - 1/N) grad J exactly (see the identity below). 2,000
     # estimates, seed 3: every component of the mean within 4 standard errors of it.
-    mdp = MDPS[name]
-    logits = logits_for(mdp)
     est, _ = estimates_from_batch(mdp, logits, sample_trajectories(
         mdp, logits, n * 2000, np.random.default_rng(3)), "baseline_mean", n)
     shrunk = summarize("baseline_mean", est, (1 - 1 / n) * exact_policy_gradient(mdp, logits), n)
     assert shrunk.max_bias_z < 4.0, (shrunk.bias, shrunk.bias_se)
 
 
-@pytest.mark.parametrize("name", UNDISCOUNTED)
-def test_plain_mean_is_the_shrunk_leave_one_out_plus_past_terms(name):
+@pytest.mark.parametrize("mdp_name", UNDISCOUNTED)
+def test_plain_mean_is_the_shrunk_leave_one_out_plus_past_terms(mdp, logits):
     # Sample by sample (gamma = 1): b_n = R_n / N + (1 - 1/N) b_n^loo, so
     # g_mean = (1 - 1/N) g_loo - (1/N) (g_reinforce - g_reward_to_go); the last term is the
     # past-reward terms of notebook 01, of mean zero.
-    mdp, n = MDPS[name], 4
-    logits = logits_for(mdp)
+    n = 4
     batch = sample_trajectories(mdp, logits, n * 50, np.random.default_rng(4))
     g = {m: estimates_from_batch(mdp, logits, batch, m, n)[0]
          for m in ("baseline_mean", "baseline_loo", "reinforce", "reward_to_go")}
@@ -114,15 +102,12 @@ def test_plain_mean_is_the_shrunk_leave_one_out_plus_past_terms(name):
     np.testing.assert_allclose(g["baseline_mean"], identity, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", MDPS)
-def test_action_dependent_baseline_is_biased_and_averages_to_zero(name):
+def test_action_dependent_baseline_is_biased_and_averages_to_zero(mdp, logits):
     # "baseline_action" subtracts Q^pi(s_t, a_t): E[Q_hat_t - Q(s_t, a_t) | s_t, a_t] = 0, so
     # the estimate averages to 0 instead of grad J. 2,000 estimates of N = 5, seed 5: more than
     # 4 standard errors from grad J, within 4.5 of 0. (4.5, not 4: the gridworld has 44
     # components, and with 4 this seed gave 4.06 there; seeds 5-11 with 8,000 estimates each
     # gave a largest |z| of 1.9-3.0, so that was noise.)
-    mdp = MDPS[name]
-    logits = logits_for(mdp)
     stats = gradient_statistics(mdp, logits, "baseline_action", 5, 2000, np.random.default_rng(5))
     assert stats.max_bias_z > 4.0
     around_zero = summarize("baseline_action", stats.estimates, np.zeros_like(stats.reference), 5)
@@ -132,14 +117,12 @@ def test_action_dependent_baseline_is_biased_and_averages_to_zero(name):
 # --- variance ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n", [5, 20])
-@pytest.mark.parametrize("name", MDPS)
-def test_optimal_constant_has_less_variance_than_leave_one_out(name, n):
+def test_optimal_constant_has_less_variance_than_leave_one_out(mdp_name, mdp, logits, n):
     # Same trajectories for both (seed 6), 10,000 trajectories in estimates of N (5,000 on the
     # long-episode random-discounted MDP): Var(optimal) - Var(loo) is negative by more than
     # 3 standard errors of the paired difference.
-    mdp = MDPS[name]
-    trajectories = 5000 if name == "random-discounted" else 10_000
-    diff, se = paired_variance_difference(mdp, logits_for(mdp), "baseline_optimal",
+    trajectories = 5000 if mdp_name == "random-discounted" else 10_000
+    diff, se = paired_variance_difference(mdp, logits, "baseline_optimal",
                                           "baseline_loo", n, trajectories // n, seed=6)
     assert diff < -3 * se, (diff, se)
 
@@ -151,16 +134,15 @@ def test_optimal_constant_has_less_variance_than_leave_one_out(name, n):
 SHRINKAGE_WINS = {"chain"}
 
 
-@pytest.mark.parametrize("name", MDPS)
-def test_optimal_constant_against_the_plain_mean_at_n20(name):
+def test_optimal_constant_against_the_plain_mean_at_n20(mdp_name, mdp, logits):
     # Same trajectories for both (seed 7), N = 20, 1,000 estimates (500 on the long-episode
     # random-discounted MDP): Var(optimal) - Var(plain mean) <= 0; where shrinkage wins, 10,000
     # estimates, and the difference is positive by more than 3 standard errors.
-    mdp = MDPS[name]
-    repeats = 500 if name == "random-discounted" else 10_000 if name in SHRINKAGE_WINS else 1000
-    diff, se = paired_variance_difference(mdp, logits_for(mdp), "baseline_optimal",
+    repeats = (500 if mdp_name == "random-discounted"
+               else 10_000 if mdp_name in SHRINKAGE_WINS else 1000)
+    diff, se = paired_variance_difference(mdp, logits, "baseline_optimal",
                                           "baseline_mean", 20, repeats, seed=7)
-    if name in SHRINKAGE_WINS:
+    if mdp_name in SHRINKAGE_WINS:
         assert diff > 3 * se, (diff, se)
     else:
         assert diff <= 0, (diff, se)
@@ -221,114 +203,6 @@ def test_bad_baseline_options_name_the_argument():
         gradient_statistics(mdp, logits, "baseline_optimal", 2, 10, rng, pilot=0)
     with pytest.raises(ValueError, match="^pilot:"):
         gradient_statistics(mdp, logits, "baseline_loo", 2, 10, rng, pilot=100)
-
-
-# --- the exercise checkers -------------------------------------------------------------------------
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise 3.1: write the body of f")
-
-
-def loo_reference(returns, group_size):
-    return batch_mean_baseline(returns, group_size, leave_one_out=True)
-
-
-def loo_includes_itself(returns, group_size):
-    return batch_mean_baseline(returns, group_size)
-
-
-def loo_divides_by_group_size(returns, group_size):
-    groups = returns.reshape(-1, group_size)
-    return ((groups.sum(axis=1, keepdims=True) - groups) / group_size).ravel()
-
-
-def loo_over_the_whole_batch(returns, group_size):
-    return (returns.sum() - returns) / max(len(returns) - 1, 1)
-
-
-def loo_group_size_one_is_nan(returns, group_size):
-    groups = returns.reshape(-1, group_size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((groups.sum(axis=1, keepdims=True) - groups) / (group_size - 1)).ravel()
-
-
-def loo_group_size_one_is_own_return(returns, group_size):
-    if group_size == 1:
-        return returns.copy()
-    return batch_mean_baseline(returns, group_size, leave_one_out=True)
-
-
-def adv_reference(rew, mask, value, gamma=1.0):
-    return subtract_baseline(returns.reward_to_go(rew, mask, gamma), value, mask)
-
-
-def adv_unmasked_value(rew, mask, value, gamma=1.0):
-    return returns.reward_to_go(rew, mask, gamma) - value
-
-
-def adv_next_state_value(rew, mask, value, gamma=1.0):
-    shifted = np.vstack([value[1:], np.zeros((1, value.shape[1]))])
-    return subtract_baseline(returns.reward_to_go(rew, mask, gamma), shifted, mask)
-
-
-def adv_whole_return(rew, mask, value, gamma=1.0):
-    return subtract_baseline(returns.total_return(rew, mask, gamma)[None, :], value, mask)
-
-
-def adv_wrong_sign(rew, mask, value, gamma=1.0):
-    return -adv_reference(rew, mask, value, gamma)
-
-
-def adv_ignores_gamma(rew, mask, value, gamma=1.0):
-    return adv_reference(rew, mask, value, 1.0)
-
-
-CHECKERS = {
-    "loo_baseline": (checks.check_loo_baseline, loo_reference,
-                     [loo_includes_itself, loo_divides_by_group_size, loo_over_the_whole_batch,
-                      loo_group_size_one_is_nan, loo_group_size_one_is_own_return]),
-    "advantage_weights": (checks.check_advantage_weights, adv_reference,
-                          [adv_unmasked_value, adv_next_state_value, adv_whole_return,
-                           adv_wrong_sign, adv_ignores_gamma]),
-}
-HINTS = {  # the mistake the checker should name in its hint
-    loo_includes_itself: "includes R_n itself", loo_divides_by_group_size: "group_size - 1",
-    loo_over_the_whole_batch: "within each group", loo_group_size_one_is_nan: "group_size = 1",
-    loo_group_size_one_is_own_return: "group_size = 1", adv_unmasked_value: "mask the values",
-    adv_next_state_value: "not V(s_{t+1})", adv_whole_return: "not the whole return",
-    adv_wrong_sign: "the sign", adv_ignores_gamma: "discount",
-}
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_accepts_the_reference(name, capsys):
-    checker, reference, _ = CHECKERS[name]
-    checker(reference)
-    assert f"\u2713 {name}" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_reports_a_stub_as_not_implemented(name):
-    checker, _, _ = CHECKERS[name]
-    with pytest.raises(checks.ExerciseNotImplemented, match="not implemented yet"):
-        checker(stub)
-
-
-@pytest.mark.parametrize("name,mistake", [(name, m) for name, (_, _, ms) in CHECKERS.items()
-                                          for m in ms], ids=lambda x: getattr(x, "__name__", x))
-def test_checker_rejects_a_planted_mistake(name, mistake):
-    checker, _, _ = CHECKERS[name]
-    with pytest.raises(checks.CheckFailed) as info:
-        checker(mistake)
-    assert not isinstance(info.value, checks.ExerciseNotImplemented)
-    message = str(info.value)
-    assert message.startswith(f"{name}(") and "expected" in message and "got" in message
-    assert HINTS[mistake] in message, message
-
-
-def test_checker_names_the_call_when_the_students_code_raises():
-    with pytest.raises(checks.CheckFailed, match=r"loo_baseline\(returns=.* raised IndexError"):
-        checks.check_loo_baseline(lambda returns, group_size: returns[99])
 
 
 # --- the critic: ValueNet and the Monte Carlo fit ------------------------------------------------

@@ -1,9 +1,11 @@
 """The course as a student uses it: JupyterLab in a real browser (Debian's Chromium via Playwright).
 
 For every solution notebook: open it, run all cells, wait for the kernel, assert that no cell
-shows an error; then, in every notebook with a lab, move its first slider with the keyboard and
-assert that the widget's image changed and its readout shows the new value. Screenshots go to
-screenshots/.
+shows an error (this is the suite's one run of the solution notebooks: every cell of every
+solution must run without error); then, in every notebook with a lab, move its first slider
+with the keyboard and assert that the widget's image changed and its readout shows the new
+value. Screenshots go to screenshots/. One notebook: `pytest tests/test_browser.py -k 03_`.
+Each pytest-xdist worker that runs one of these tests starts its own JupyterLab and browser.
 
 Without Chromium the test is skipped with the reason printed, unless ACTEACH_REQUIRE_BROWSER=1
 (set by .ci/run), which turns a missing browser into a failure.
@@ -162,8 +164,19 @@ def wait_idle(page, timeout_s: float) -> None:
     page.wait_for_function(KERNEL_IDLE, timeout=timeout_s * 1000, polling=500)
 
 
+def run_all(page, timeout_s: float) -> list:
+    """Run All, wait until every code cell has run or one failed (Run All stops there), and the
+    kernel is idle; -> the cells with errors, [index, ename, evalue]."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(f"() => ({EXECUTED})()[1] === ({EXECUTED})()[0] || ({ERRORS})().length",
+                           timeout=timeout_s * 1000, polling=1000)
+    wait_idle(page, timeout_s)
+    return page.evaluate(ERRORS)
+
+
 @pytest.mark.notebook
-@pytest.mark.parametrize("notebook", [p.name for p in SOLUTIONS])
+@pytest.mark.parametrize("notebook", [p.name for p in SOLUTIONS],
+                         ids=[p.stem for p in SOLUTIONS])
 def test_notebook_runs_in_jupyterlab_and_its_slider_redraws(page, lab, notebook):
     SHOTS.mkdir(exist_ok=True)
     stem = notebook.removesuffix(".ipynb")
@@ -171,12 +184,12 @@ def test_notebook_runs_in_jupyterlab_and_its_slider_redraws(page, lab, notebook)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=60_000)
     wait_idle(page, 120)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(f"() => ({EXECUTED})()[1] === ({EXECUTED})()[0]", timeout=240_000,
-                           polling=1000)
-    wait_idle(page, 240)
+    errors = run_all(page, 600)
     page.screenshot(path=str(SHOTS / f"{stem}-run.png"), full_page=False)
-    assert page.evaluate(ERRORS) == [], f"{notebook}: cells with errors"
+    assert errors == [], f"{notebook}: cells with errors: " + "; ".join(
+        f"cell {i}: {ename}: {evalue}" for i, ename, evalue in errors)
+    code, run = page.evaluate(EXECUTED)
+    assert run == code, f"{notebook}: {code - run} of {code} code cells did not run"
     if not has_widget(notebook):          # e.g. a training notebook: running it is the test
         assert page.locator(".widget-slider").count() == 0
         return

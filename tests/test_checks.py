@@ -1,179 +1,154 @@
-"""Every checker accepts the library's reference, reports a stub as not implemented, and rejects
-plausible mistakes with a message naming the call, the expected and the got value."""
+"""The exercise checkers (acteach.checks): one contract over every registered checker, then what
+some checkers promise beyond it.
+
+The contract (`test_checker_contract`, one run per entry of `checks.CHECKERS`): the library's
+reference and every other correct solution pass; the stub is reported as not implemented; at
+least three planted mistakes, each rejected with a CheckFailed whose message names the call,
+shows the expected and the got value (or says that the values agree and what else is wrong), and
+contains the mistake's hint.
+"""
 import numpy as np
 import pytest
 import torch
 
-from acteach import advantages, checks, returns, surrogate
+from acteach import checks, tabular
+from acteach.checks import nb02_use_q, nb08_off_policy
+from acteach.decomposition import return_moments
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise 1.1: write the body of f")
-
-
-# --- wrong reward_to_go ---------------------------------------------------------------------
-def rtg_ignores_mask(rew, mask, gamma=1.0):
-    return returns.reward_to_go(rew, np.ones_like(mask), gamma)
-
-
-def rtg_forward_cumsum(rew, mask, gamma=1.0):
-    return np.cumsum(np.where(mask, rew, 0.0), axis=0)
-
-
-def rtg_ignores_gamma(rew, mask, gamma=1.0):
-    return returns.reward_to_go(rew, mask, 1.0)
-
-
-def rtg_skips_current_reward(rew, mask, gamma=1.0):
-    return returns.reward_to_go(rew, mask, gamma) - np.where(mask, rew, 0.0)
-
-
-def rtg_whole_return(rew, mask, gamma=1.0):
-    return returns.total_return(rew, mask, gamma)[None, :] * mask
-
-
-def rtg_discounts_from_start(rew, mask, gamma=1.0):   # gamma^t' instead of gamma^(t'-t)
-    disc = gamma ** np.arange(len(rew))[:, None]
-    return returns.reward_to_go(rew * disc, mask, 1.0)
-
-
-# --- wrong surrogate ------------------------------------------------------------------------
-def surrogate_no_detach(logp, weights, mask):
-    return torch.where(mask, logp * weights, torch.zeros_like(logp)).sum() / logp.shape[1]
-
-
-def surrogate_mean_over_steps(logp, weights, mask):
-    return torch.where(mask, logp * weights.detach(), torch.zeros_like(logp)).mean()
-
-
-def surrogate_ignores_mask(logp, weights, mask):
-    return (logp * weights.detach()).sum() / logp.shape[1]
-
-
-def surrogate_wrong_sign(logp, weights, mask):
-    return -surrogate.policy_gradient_surrogate(logp, weights, mask)
-
-
-def surrogate_numpy(logp, weights, mask):
-    return surrogate.policy_gradient_surrogate(logp, weights, mask).item()
-
-
-# --- wrong gae (exercise 9.1) -----------------------------------------------------------------
-def gae_by_loop(rew, value, next_value, terminated, truncated, mask, gamma, lam,
-                cut_at_truncation=True, no_bootstrap_after="terminated", use_lam=True,
-                backward=True, use_mask=True):
-    """A student's GAE from scratch; the keyword arguments plant one mistake each."""
-    rew, value, next_value = (np.asarray(x, dtype=float) for x in (rew, value, next_value))
-    term, trunc, mask = (np.asarray(x, dtype=bool) for x in (terminated, truncated, mask))
-    if not use_mask:
-        mask = np.ones_like(mask)
-    T, N = rew.shape
-    next_valid = np.vstack([mask[1:], np.zeros((1, N), dtype=bool)])
-    no_next = {"terminated": term, "nothing": np.zeros_like(term), "done": term | trunc}
-    delta = rew + gamma * np.where(no_next[no_bootstrap_after], 0.0, next_value) - value
-    stop = term | ~next_valid | (trunc if cut_at_truncation else False)
-    factor = gamma * lam if use_lam else gamma
-    adv, carried = np.zeros((T, N)), np.zeros(N)
-    if backward:
-        for t in reversed(range(T)):
-            adv[t] = carried = delta[t] + factor * np.where(stop[t], 0.0, carried)
-    else:
-        for t in range(T):
-            adv[t] = delta[t] + factor * carried
-            carried = np.where(stop[t], 0.0, adv[t])
-    return np.where(mask, adv, 0.0)
-
-
-def planted(name, **mistake):
-    """gae_by_loop with one mistake, under the exercise's signature (the checker passes keywords)."""
-    def wrong(rew, value, next_value, terminated, truncated, mask, gamma, lam):
-        return gae_by_loop(rew, value, next_value, terminated, truncated, mask, gamma, lam,
-                           **mistake)
-    wrong.__name__ = name
-    return wrong
-
-
-gae_no_cut_at_truncation = planted("gae_no_cut_at_truncation", cut_at_truncation=False)
-gae_bootstraps_through_termination = planted("gae_bootstraps_through_termination",
-                                             no_bootstrap_after="nothing")
-gae_no_bootstrap_at_truncation = planted("gae_no_bootstrap_at_truncation",   # done = term | trunc
-                                         no_bootstrap_after="done")
-gae_forgets_lam = planted("gae_forgets_lam", use_lam=False)
-gae_forward_recursion = planted("gae_forward_recursion", backward=False)
-gae_ignores_mask = planted("gae_ignores_mask", use_mask=False)
-
-
-def gae_positional(rew, value, next_value, terminated, truncated, mask, gamma, lam):
-    return advantages.gae(rew, value, next_value, terminated, truncated, mask, gamma, lam)
-
-
-CHECKERS = {
-    "reward_to_go": (checks.check_reward_to_go, returns.reward_to_go,
-                     [rtg_ignores_mask, rtg_forward_cumsum, rtg_ignores_gamma,
-                      rtg_skips_current_reward, rtg_whole_return, rtg_discounts_from_start]),
-    "policy_gradient_surrogate": (checks.check_policy_gradient_surrogate,
-                                  surrogate.policy_gradient_surrogate,
-                                  [surrogate_no_detach, surrogate_mean_over_steps,
-                                   surrogate_ignores_mask, surrogate_wrong_sign, surrogate_numpy]),
-    "gae": (checks.check_gae, gae_positional,
-            [gae_no_cut_at_truncation, gae_bootstraps_through_termination,
-             gae_no_bootstrap_at_truncation, gae_forgets_lam, gae_forward_recursion,
-             gae_ignores_mask]),
-}
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_accepts_the_reference(name, capsys):
-    checker, reference, _ = CHECKERS[name]
-    checker(reference)
-    assert "agree with the library" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_reports_a_stub_as_not_implemented(name):
-    checker, _, _ = CHECKERS[name]
-    with pytest.raises(checks.ExerciseNotImplemented, match="not implemented yet"):
-        checker(stub)
-
-
-@pytest.mark.parametrize("name,mistake", [(name, m) for name, (_, _, ms) in CHECKERS.items()
-                                          for m in ms], ids=lambda x: getattr(x, "__name__", x))
-def test_checker_rejects_a_planted_mistake(name, mistake):
-    checker, _, _ = CHECKERS[name]
+def _rejects(check, fn) -> checks.CheckFailed:
     with pytest.raises(checks.CheckFailed) as info:
-        checker(mistake)
-    assert not isinstance(info.value, checks.ExerciseNotImplemented)
-    message = str(info.value)
-    assert name in message                                     # names the call
-    if "expected shape" not in message and "scalar" not in message:
-        assert "expected" in message and "got" in message
+        check(fn)
+    assert not isinstance(info.value, checks.ExerciseNotImplemented), str(info.value)
+    return info.value
 
 
-def test_each_checker_has_at_least_three_planted_mistakes():
-    assert all(len(mistakes) >= 3 for _, _, mistakes in CHECKERS.values())
+@pytest.mark.parametrize("name", checks.CHECKERS)
+def test_checker_contract(name, capsys):
+    checker = checks.CHECKERS[name]
+    assert checker.check is getattr(checks, f"check_{name}")
+    for correct in (checker.reference, *checker.rewrites):
+        checker.check(correct)
+        assert capsys.readouterr().out.startswith(f"\u2713 {name}: all "), correct.__name__
+
+    with pytest.raises(checks.ExerciseNotImplemented,
+                       match=f"^{name} is not implemented yet"):
+        checker.check(checker.stub)
+
+    assert len(checker.mistakes) >= 3
+    for mistake in checker.mistakes:
+        message = str(_rejects(checker.check, mistake.fn))
+        assert f"{name}(" in message, (mistake.fn.__name__, message)          # names the call
+        assert ("expected" in message and "got" in message
+                or "the values agree" in message), (mistake.fn.__name__, message)
+        assert mistake.hint and mistake.hint in message, (mistake.fn.__name__, message)
 
 
-def test_an_exception_in_the_students_code_names_the_call():
-    def broken(rew, mask, gamma=1.0):
-        return rew[:, 99]
-    with pytest.raises(checks.CheckFailed, match=r"reward_to_go\(rew=.* raised IndexError"):
-        checks.check_reward_to_go(broken)
+def test_every_checker_is_registered():
+    public = {n.removeprefix("check_") for n in checks.__all__ if n.startswith("check_")}
+    assert public == set(checks.CHECKERS) == {
+        n.removeprefix("check_") for n in dir(checks) if n.startswith("check_")}
 
 
-def test_gae_checker_accepts_a_loop_written_from_scratch(capsys):
-    checks.check_gae(gae_by_loop)
-    assert "gae: all" in capsys.readouterr().out
+# --- beyond the contract: an exception in the student's code ------------------------------------
+
+def _index_error_rtg(rew, mask, gamma=1.0):
+    return rew[:, 99]
 
 
-@pytest.mark.parametrize("mistake,hint", [
-    (gae_no_cut_at_truncation, "stop at a truncation"),
-    (gae_bootstraps_through_termination, "terminated step has no next value"),
-    (gae_no_bootstrap_at_truncation, "truncated step still bootstraps"),
-    (gae_forgets_lam, "lam = 0.5 is missing"),
-    (gae_forward_recursion, "backwards in time"),
-    (gae_ignores_mask, "masked steps"),
-], ids=lambda x: getattr(x, "__name__", ""))
-def test_gae_checker_names_the_mistake(mistake, hint):
-    with pytest.raises(checks.CheckFailed, match=r"(?s)gae\(rew=.*expected.*got.*hint: .*"
-                       + hint):
-        checks.check_gae(mistake)
+def _index_error_loo(returns, group_size):
+    return returns[99]
+
+
+def _runtime_error_q_target(policy, target_critic, rew, next_obs, next_act, terminated,
+                            truncated, gamma, alpha, generator=None):
+    return rew + gamma * (1 - terminated)          # torch refuses `-` on a bool tensor
+
+
+@pytest.mark.parametrize("check, broken, message", [
+    (checks.check_reward_to_go, _index_error_rtg, r"reward_to_go\(rew=.* raised IndexError"),
+    (checks.check_loo_baseline, _index_error_loo, r"loo_baseline\(returns=.* raised IndexError"),
+    (checks.check_q_target, _runtime_error_q_target,
+     r"(?s)^q_target\(policy, .* raised RuntimeError"),
+], ids=["reward_to_go", "loo_baseline", "q_target"])
+def test_an_exception_in_the_students_code_names_the_call(check, broken, message):
+    with pytest.raises(checks.CheckFailed, match=message):
+        check(broken)
+
+
+# --- check_q_from_rollouts: counting calls, and the exact moments behind its tolerances ----------
+
+def test_q_checker_restores_rollout_returns():
+    original = tabular.rollout_returns
+    for mistake in (nb02_use_q.q_loops_over_steps, nb02_use_q.q_sums_the_k_returns):
+        assert mistake.hint in str(_rejects(checks.check_q_from_rollouts, mistake.fn))
+    assert tabular.rollout_returns is original
+    assert nb02_use_q.rollout_returns is original
+
+
+def test_q_checker_moments_match_the_exact_values_and_sampling():
+    # The checker's exact mean and variance of a rollout's return: the mean is exact_values' Q;
+    # the variance matches 20,000 rollouts per step within 10% (seed 0).
+    for label, mdp, logits, obs, act, mask, k in nb02_use_q.q_cases():
+        moments = return_moments(mdp, logits)
+        values = tabular.exact_values(mdp, logits)
+        np.testing.assert_allclose(moments.Q, values.Q)
+        np.testing.assert_allclose(moments.V, values.V)
+        t, n = np.nonzero(mask)
+        s, a = obs[t, n], act[t, n]
+        m = 20_000
+        returns, _ = tabular.rollout_returns(mdp, logits, np.repeat(s, m), np.repeat(a, m),
+                                             np.repeat(t, m), np.random.default_rng(0))
+        sampled = returns.reshape(-1, m).var(axis=1)
+        np.testing.assert_allclose(sampled, moments.variance[t, s, a], rtol=0.1, atol=1e-9,
+                                   err_msg=label)
+        assert (~mask).any(), f"{label}: the case needs padded steps"
+
+
+# --- check_q_target: the hand-worked case first, a shape hint, the global RNG, random batches ----
+
+def test_q_target_checker_fails_first_on_the_hand_worked_case_and_shows_its_inputs():
+    no_termination_mask = next(m.fn for m in checks.CHECKERS["q_target"].mistakes
+                               if m.fn.__name__ == "no_termination_mask")
+    message = str(_rejects(checks.check_q_target, no_termination_mask))
+    assert "hand-worked batch of 5 transitions" in message
+    assert "terminated = [False True False False True]" in message
+    assert "expected [ 4.05 2. 5.7 -5.5 0.5 ]" in message
+
+
+def test_a_target_of_both_critics_gets_a_shape_hint():
+    def both_rows(policy, target_critic, rew, next_obs, next_act, terminated, truncated, gamma,
+                  alpha, generator=None):
+        with torch.no_grad():
+            act, logp = policy.sample(next_obs, generator)
+            soft = target_critic(next_obs, act) - alpha * logp
+            return rew + gamma * torch.where(terminated, 0.0, soft)
+    with pytest.raises(checks.CheckFailed, match=r"expected shape \(5,\), got shape \(2, 5\) "
+                       r"\(target_critic returns \(2, B\)"):
+        checks.check_q_target(both_rows)
+
+
+def test_q_target_checker_leaves_the_global_torch_rng_alone():
+    state = torch.get_rng_state()
+    checks.check_q_target(nb08_off_policy.reference)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("mistake", checks.CHECKERS["q_target"].mistakes,
+                         ids=lambda m: m.fn.__name__)
+def test_random_q_target_batches_catch_each_mistake_too(mistake):
+    """A function right on the hand-worked batch (5 rows) and wrong on the others is caught on
+    a random batch, with the same hint (first_critic_only: there Q'_1 >= Q'_2 on every row,
+    so its hint is the max's; no_gamma names the case's gamma)."""
+    reference = nb08_off_policy.reference
+
+    def right_by_hand_only(policy, target_critic, rew, next_obs, next_act, terminated, truncated,
+                           gamma, alpha, generator=None):
+        use = reference if len(rew) == 5 else mistake.fn
+        return use(policy, target_critic, rew, next_obs, next_act, terminated, truncated, gamma,
+                   alpha, generator)
+    right_by_hand_only.__name__ = "q_target"
+    hint = {"first_critic_only": "MIN of the two target critics",
+            "no_gamma": "is missing: y = r + gamma"}.get(mistake.fn.__name__, mistake.hint)
+    message = str(_rejects(checks.check_q_target, right_by_hand_only))
+    assert "a random batch of" in message and hint in message, message

@@ -1,15 +1,14 @@
 """The discount factor, both kinds: exact expectations of the two options, the undiscounted
-gradient, cosines, the discount lab, the checker of exercise 5.1, and bad inputs."""
+gradient, cosines, and bad inputs (the discount lab is in test_labs.py, the checker of
+exercise 5.1 in test_checks.py)."""
 import numpy as np
 import pytest
 
-from acteach import checks
 from acteach.advantages import td_advantage
 from acteach.discount import (
     OptionComparison,
     cartpole_with_time_limit,
     compare_options,
-    cosine,
     cosine_table,
     discounted_td_advantage,
     errors_by_distance,
@@ -19,14 +18,12 @@ from acteach.discount import (
     road_mdp,
     undiscounted,
     undiscounted_gradient,
-    visits,
     with_death,
     with_gamma,
 )
 from acteach.estimators import sample_estimates
-from acteach.tabular import (TabularMDP, chain_mdp, exact_policy_gradient, exact_return,
+from acteach.tabular import (TabularMDP, chain_mdp, cosine, exact_policy_gradient, exact_return,
                              gridworld_mdp, random_mdp, state_occupancy)
-from acteach.widgets import DiscountLab
 
 
 def _logits(mdp, seed, scale=0.7):
@@ -86,7 +83,7 @@ def test_option_2_is_defined_on_a_continuing_mdp_option_1_is_not():
                                exact_policy_gradient(CONTINUING, logits), atol=1e-8, rtol=0)
     for call in (lambda: expected_gradient(CONTINUING, logits, 1),
                  lambda: undiscounted_gradient(CONTINUING, logits),
-                 lambda: visits(CONTINUING, logits, 1.0),
+                 lambda: state_occupancy(CONTINUING, logits, discount=1.0),
                  lambda: undiscounted(CONTINUING)):
         with pytest.raises(ValueError, match="^mdp: .*continuing MDP"):
             call()
@@ -135,7 +132,7 @@ def test_cosines_lie_in_minus_one_one():
             assert np.isnan(value) or -1.0 <= value <= 1.0
     assert cosine([1.0, 0.0], [-3.0, 0.0]) == -1.0
     assert cosine([1.0, 1.0], [0.0, 2.0]) == pytest.approx(np.sqrt(0.5))
-    assert np.isnan(cosine([0.0, 0.0], [1.0, 0.0]))
+    assert cosine([0.0, 0.0], [1.0, 0.0]) == 0.0      # the contract of tabular.cosine: 0, not nan
 
 
 @pytest.mark.parametrize("name", EPISODIC)
@@ -161,8 +158,8 @@ def test_without_setbacks_on_the_road_option_1_is_the_undiscounted_gradient():
 def test_visits_and_expected_rewards():
     for mdp in EPISODIC.values():
         logits = _logits(mdp, 4)
-        np.testing.assert_allclose(visits(mdp, logits, mdp.gamma), state_occupancy(mdp, logits),
-                                   atol=1e-10)
+        np.testing.assert_allclose(state_occupancy(mdp, logits, discount=mdp.gamma),
+                                   state_occupancy(mdp, logits), atol=1e-10)
         rewards = expected_rewards(mdp, logits, 400)
         np.testing.assert_allclose((mdp.gamma ** np.arange(400)) @ rewards,
                                    exact_return(mdp, logits), atol=1e-8)
@@ -241,8 +238,8 @@ def test_bad_tabular_inputs_name_the_argument():
     for gamma in (1.5, -0.1, True):
         with pytest.raises(ValueError, match="^gamma:"):
             with_gamma(mdp, gamma)
-        with pytest.raises(ValueError, match="^gamma:"):
-            visits(mdp, logits, gamma)
+        with pytest.raises(ValueError, match="^discount:"):
+            state_occupancy(mdp, logits, discount=gamma)
     with pytest.raises(ValueError, match="^logits:"):
         expected_gradient(mdp, logits[:-1], 1)
     with pytest.raises(ValueError, match="^n_steps:"):
@@ -280,143 +277,6 @@ def test_errors_by_distance_by_hand():
     assert [(r.lo, r.hi, r.count) for r in rows] == [(0, 1, 2), (1, 5, 1), (5, 10, 1)]
     assert rows[0].mean == 2.0 and rows[0].rms == pytest.approx(np.sqrt(5.0))
     assert rows[0].se == pytest.approx(np.std([1.0, 3.0], ddof=1) / np.sqrt(2))
-
-
-# --- the discount lab -----------------------------------------------------------------------------
-
-LAB_MDP = chain_mdp(n_states=5, slip=0.1)
-LAB_LOGITS = np.tile([0.0, 1.0], (LAB_MDP.n_states, 1))
-
-
-@pytest.fixture(scope="module")
-def lab():
-    return DiscountLab(LAB_MDP, LAB_LOGITS, gammas=(0.5, 0.9, 1.0), n_values=(1, 10), pool=2000)
-
-
-def test_lab_update_gives_both_options_with_exact_bias(lab):
-    rows = lab.update(0.9, 10)
-    assert [r.option for r in rows] == [1, 2] and all(r.n_repeats == 200 for r in rows)
-    reference = undiscounted_gradient(LAB_MDP, LAB_LOGITS)
-    for r in rows:
-        mean = expected_gradient(with_gamma(LAB_MDP, 0.9), LAB_LOGITS, r.option)
-        assert r.bias == pytest.approx(np.linalg.norm(mean - reference))
-        assert r.mse == pytest.approx(r.bias ** 2 + r.variance)
-        assert r.max_z < 4.5                        # the samples agree with the exact mean
-    assert rows[1].bias_discounted == pytest.approx(0.0, abs=1e-12)
-    at_one = lab.update(1.0, 10)
-    assert all(r.bias == pytest.approx(0.0, abs=1e-10) for r in at_one)
-    assert at_one[0].variance == pytest.approx(at_one[1].variance)
-
-
-def test_lab_variance_falls_with_gamma_and_n(lab):
-    assert lab.update(0.5, 10)[0].variance < lab.update(1.0, 10)[0].variance / 2
-    assert lab.update(0.9, 10)[0].variance == pytest.approx(lab.update(0.9, 1)[0].variance / 10)
-    curves = lab.curves(10)
-    assert set(curves) == {1, 2} and curves[1]["bias"].shape == (3,)
-
-
-def test_lab_render_draws_a_png_that_changes_with_gamma(lab):
-    png1, text = lab.render(0.5, 10)
-    png2, _ = lab.render(0.9, 10)
-    assert png1[:8] == b"\x89PNG\r\n\x1a\n" and png1 != png2
-    assert "option 1" in text and "gamma = 0.5" in text
-
-
-def test_lab_widget_builds_and_redraws(lab):
-    box = lab.widget(gamma=0.9, n=10)
-    g_slider, image, readout = box.children[0].children[0], box.children[1], box.children[2]
-    before = image.value
-    g_slider.value = 0.5
-    assert image.value != before and "gamma = 0.5" in readout.value
-
-
-def test_bad_lab_arguments(lab):
-    with pytest.raises(ValueError, match="^gamma:"):
-        lab.update(0.8, 10)
-    with pytest.raises(ValueError, match="^n:"):
-        lab.update(0.9, 5)
-    with pytest.raises(ValueError, match="^gamma:"):
-        DiscountLab(LAB_MDP, LAB_LOGITS, gammas=(0.5, 1.5), pool=200, n_values=(1,))
-    with pytest.raises(ValueError, match="^gammas:"):
-        DiscountLab(LAB_MDP, LAB_LOGITS, gammas=(0.9, 0.5), pool=200, n_values=(1,))
-    with pytest.raises(ValueError, match="^pool:"):
-        DiscountLab(LAB_MDP, LAB_LOGITS, pool=100)
-    with pytest.raises(ValueError, match="^mdp:"):
-        DiscountLab(CONTINUING, _logits(CONTINUING, 0), pool=200, n_values=(1,))
-
-
-# --- the checker of exercise 5.1 ------------------------------------------------------------------
-
-def stub(rew, value, next_value, terminated, truncated, mask, gamma):
-    raise NotImplementedError("Exercise 5.1: write the body of discounted_td_advantage")
-
-
-def from_scratch(rew, value, next_value, terminated, truncated, mask, gamma):
-    future = np.where(np.asarray(terminated, dtype=bool), 0.0, next_value)
-    return np.where(mask, rew + gamma * future - value, 0.0)
-
-
-def _td(rew, value, next_value, cut, mask, gamma):
-    return np.where(mask, rew + gamma * np.where(cut, 0.0, next_value) - value, 0.0)
-
-
-def _planted(body):
-    """A wrong discounted_td_advantage with the exercise's signature (the checker calls it by
-    keyword, as the notebook's def line names the arguments)."""
-    def discounted_td_advantage(rew, value, next_value, terminated, truncated, mask, gamma):
-        return body(rew, value, next_value, terminated, truncated, mask, gamma)
-    return discounted_td_advantage
-
-
-MISTAKES = {
-    "done = terminated | truncated":
-        (lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te | tr, m, g), "terminated | truncated"),
-    "truncation as termination":
-        (lambda r, v, nv, te, tr, m, g: _td(r, v, nv, tr, m, g), "swapped"),
-    "termination ignored":
-        (lambda r, v, nv, te, tr, m, g: _td(r, v, nv, np.zeros_like(te), m, g),
-         "termination is ignored"),
-    "both flags count as truncated":
-        (lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te & ~tr, m, g), "both terminated and"),
-    "forgot gamma":
-        (lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te, m, 1.0), "is missing"),
-    "gamma on V(s_t)":
-        (lambda r, v, nv, te, tr, m, g: np.where(m, r + np.where(te, 0.0, nv) - g * v, 0.0),
-         "not V(s_t)"),
-    "gamma on the reward too":
-        (lambda r, v, nv, te, tr, m, g: np.where(m, g * (r + np.where(te, 0.0, nv)) - v, 0.0),
-         "not the reward"),
-    "padding not masked":
-        (lambda r, v, nv, te, tr, m, g: r + g * np.where(te, 0.0, nv) - v, "padded steps"),
-    "wrong sign":
-        (lambda r, v, nv, te, tr, m, g: -_td(r, v, nv, te, m, g), None),
-    "a list instead of an array":
-        (lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te, m, g).tolist(), None),
-}
-
-
-def test_checker_accepts_the_reference_and_a_from_scratch_version(capsys):
-    checks.check_discounted_td_advantage(discounted_td_advantage)
-    checks.check_discounted_td_advantage(from_scratch)
-    assert capsys.readouterr().out.count("agree with the library") == 2
-
-
-def test_checker_reports_a_stub_as_not_implemented():
-    with pytest.raises(checks.ExerciseNotImplemented, match="not implemented yet"):
-        checks.check_discounted_td_advantage(stub)
-
-
-@pytest.mark.parametrize("name", MISTAKES)
-def test_checker_rejects_each_planted_mistake(name):
-    body, hint = MISTAKES[name]
-    wrong = _planted(body)
-    with pytest.raises(checks.CheckFailed) as info:
-        checks.check_discounted_td_advantage(wrong)
-    assert not isinstance(info.value, checks.ExerciseNotImplemented)
-    message = str(info.value)
-    assert "discounted_td_advantage(" in message
-    if hint is not None:
-        assert "expected" in message and "got" in message and hint in message
 
 
 def test_gradient_statistics_measures_option_1_against_its_own_expectation():

@@ -5,10 +5,13 @@ import pytest
 
 from acteach.estimators import (
     Context,
+    GradientPool,
     estimate_gradient,
     estimates_from_batch,
     gradient_statistics,
+    mean_cosine,
     method_weights,
+    pure_noise_max_z,
     sample_estimates,
     score_weighted_sums,
     summarize,
@@ -17,29 +20,24 @@ from acteach.returns import reward_to_go, total_return
 from acteach.tabular import (chain_mdp, exact_values, gridworld_mdp, random_mdp,
                              sample_trajectories, softmax_policy)
 
-from mdps import MDPS, logits_for      # shared by the statistical tests
-
 
 @pytest.mark.parametrize("method", ["reinforce", "reward_to_go"])
-@pytest.mark.parametrize("name", MDPS)
-def test_estimator_is_unbiased(name, method):
+def test_estimator_is_unbiased(mdp, logits, method):
     # 4,000 estimates of 5 trajectories, seed 1: every component of the mean within 4 standard
     # errors of the exact gradient (a false alarm has probability < 1e-3 over all components).
-    mdp = MDPS[name]
-    stats = gradient_statistics(mdp, logits_for(mdp), method, 5, 4000, np.random.default_rng(1))
+    stats = gradient_statistics(mdp, logits, method, 5, 4000, np.random.default_rng(1))
     assert stats.max_bias_z < 4.0, (stats.bias, stats.bias_se)
 
 
-@pytest.mark.parametrize("name", MDPS)
-def test_reward_to_go_has_less_variance_than_reinforce(name):
-    mdp, rng = MDPS[name], np.random.default_rng(2)
-    rei = gradient_statistics(mdp, logits_for(mdp), "reinforce", 5, 4000, rng)
-    rtg = gradient_statistics(mdp, logits_for(mdp), "reward_to_go", 5, 4000, rng)
+def test_reward_to_go_has_less_variance_than_reinforce(mdp, logits):
+    rng = np.random.default_rng(2)
+    rei = gradient_statistics(mdp, logits, "reinforce", 5, 4000, rng)
+    rtg = gradient_statistics(mdp, logits, "reward_to_go", 5, 4000, rng)
     # the gap exceeds 4 standard errors of the difference
     assert rei.variance - rtg.variance > 4 * np.hypot(rei.variance_se, rtg.variance_se)
 
 
-def test_score_weighted_sums_match_a_plain_loop():
+def test_score_weighted_sums_match_a_plain_loop(logits_for):
     mdp = random_mdp(np.random.default_rng(3), n_states=5, n_actions=3, gamma=0.9)
     logits = logits_for(mdp, 4)
     pi = softmax_policy(logits)
@@ -100,10 +98,8 @@ def test_summarize_by_hand():
 # --- n-step and GAE weights (notebook 09) ----------------------------------------------------
 
 
-def _batch(name, n, seed):
-    mdp = MDPS[name]
-    logits = logits_for(mdp)
-    return mdp, logits, sample_trajectories(mdp, logits, n, np.random.default_rng(seed))
+def _batch(mdp, logits, n, seed):
+    return sample_trajectories(mdp, logits, n, np.random.default_rng(seed))
 
 
 def _perturbed_value(mdp, logits, states=(1, 2), shift=0.5):
@@ -116,9 +112,8 @@ def _perturbed_value(mdp, logits, states=(1, 2), shift=0.5):
     return V
 
 
-@pytest.mark.parametrize("name", MDPS)
-def test_gae_with_lam_zero_is_advantage_td_sample_by_sample(name):
-    mdp, logits, batch = _batch(name, 50, 20)
+def test_gae_with_lam_zero_is_advantage_td_sample_by_sample(mdp, logits):
+    batch = _batch(mdp, logits, 50, 20)
     ctx = Context(mdp.gamma, mdp, logits)
     for value in (None, _perturbed_value(mdp, logits)):
         for option in (1, 2):
@@ -129,13 +124,12 @@ def test_gae_with_lam_zero_is_advantage_td_sample_by_sample(name):
                                                       discount_option=option), td, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", MDPS)
-def test_n_step_beyond_the_horizon_is_reward_to_go_minus_v(name):
+def test_n_step_beyond_the_horizon_is_reward_to_go_minus_v(mdp, logits):
     # n >= the batch's length: every window reaches the episode's end. Episodes that terminate
     # or stop at a finite horizon (V[H] = 0) give exactly Q_hat_t - V(s_t); the discounted MDP
     # without horizon is cut by the sampler at the discount tail, where the bootstrap adds
     # gamma^T V(s_T) < 1e-9.
-    mdp, logits, batch = _batch(name, 50, 21)
+    batch = _batch(mdp, logits, 50, 21)
     ctx = Context(mdp.gamma, mdp, logits)
     T = len(batch.mask)
     want = method_weights("baseline_v_exact", batch, ctx)
@@ -144,11 +138,12 @@ def test_n_step_beyond_the_horizon_is_reward_to_go_minus_v(name):
     np.testing.assert_allclose(method_weights("gae", batch, ctx, lam=1.0), want, atol=1e-8)
 
 
-def test_gae_lam_one_has_the_mean_of_the_exact_advantage():
+@pytest.mark.parametrize("mdp_name", ["chain"])
+def test_gae_lam_one_has_the_mean_of_the_exact_advantage(mdp, logits):
     # Common random numbers: both methods on one batch of 2,000 estimates of N = 5 chain
     # trajectories (seed 22); the mean of the paired differences is within 4 standard errors
     # of 0 in every component, for reward-to-go too.
-    mdp, logits, batch = _batch("chain", 10_000, 22)
+    batch = _batch(mdp, logits, 10_000, 22)
     gae1, _ = estimates_from_batch(mdp, logits, batch, "gae", 5, lam=1.0)
     for other in ("advantage_exact", "reward_to_go"):
         est, _ = estimates_from_batch(mdp, logits, batch, other, 5)
@@ -159,24 +154,21 @@ def test_gae_lam_one_has_the_mean_of_the_exact_advantage():
 
 @pytest.mark.parametrize("method,option", [("gae", 0.0), ("gae", 0.5), ("gae", 0.9),
                                            ("gae", 1.0), ("n_step", 2), ("n_step", 5)])
-@pytest.mark.parametrize("name", MDPS)
-def test_n_step_and_gae_with_the_exact_value_are_unbiased(name, method, option):
+def test_n_step_and_gae_with_the_exact_value_are_unbiased(mdp, logits, method, option):
     # 2,000 estimates of N = 5 trajectories (seed 23): every component within 4 standard
     # errors of exact_policy_gradient (discount option 2, the default).
-    mdp = MDPS[name]
     key = "lam" if method == "gae" else "n"
-    stats = gradient_statistics(mdp, logits_for(mdp), method, 5, 2000, np.random.default_rng(23),
+    stats = gradient_statistics(mdp, logits, method, 5, 2000, np.random.default_rng(23),
                                 **{key: option})
     assert stats.max_bias_z < 4, stats.max_bias_z
 
 
-def test_gae_with_a_wrong_value_is_biased_below_lam_one():
+@pytest.mark.parametrize("mdp_name", ["grid"])
+def test_gae_with_a_wrong_value_is_biased_below_lam_one(mdp, logits):
     # The gridworld (H = 20), V^pi + 0.5 on states 1 and 2 at every step t < H; 2,000
     # estimates of N = 5 (seed 24). lam < 1 trusts the wrong V: the bias stands out (z > 4 and
     # |bias| > 3 noise floors), the more so the smaller lam. lam = 1 only subtracts V(s_t), a
     # baseline: unbiased (z < 4). n-step likewise: n = 1 biased, n >= H unbiased.
-    mdp = MDPS["grid"]
-    logits = logits_for(mdp)
     wrong = _perturbed_value(mdp, logits)
 
     def stats(method, **options):
@@ -193,8 +185,9 @@ def test_gae_with_a_wrong_value_is_biased_below_lam_one():
     assert stats("n_step", n=mdp.horizon).max_bias_z < 4
 
 
-def test_value_option_accepts_exact_and_rejects_other_strings():
-    mdp, logits, batch = _batch("chain", 20, 25)
+@pytest.mark.parametrize("mdp_name", ["chain"])
+def test_value_option_accepts_exact_and_rejects_other_strings(mdp, logits):
+    batch = _batch(mdp, logits, 20, 25)
     ctx = Context(mdp.gamma, mdp, logits)
     np.testing.assert_allclose(method_weights("gae", batch, ctx, value="exact"),
                                method_weights("gae", batch, ctx, value=None))
@@ -206,3 +199,60 @@ def test_value_option_accepts_exact_and_rejects_other_strings():
         method_weights("n_step", batch, ctx, n=0)
     with pytest.raises(ValueError, match="needs a tabular MDP"):
         method_weights("gae", batch, Context(mdp.gamma))
+
+
+def test_pure_noise_max_z_is_the_quantile_of_the_largest_of_n_half_normals():
+    # P(max |z| <= x) = (2 Phi(x) - 1)^n: the 10,000 simulated draws give the quantile within
+    # a few hundredths; one component's median |z| is 0.674.
+    from statistics import NormalDist
+    for n, q in ((1, 0.5), (12, 0.999), (40, 0.5), (40, 0.999)):
+        exact = NormalDist().inv_cdf((1 + q ** (1 / n)) / 2)
+        assert pure_noise_max_z(n, q) == pytest.approx(exact, abs=0.15 if q > 0.99 else 0.03)
+    assert pure_noise_max_z(12) == pure_noise_max_z(12, 0.999)       # default, and reproducible
+    assert pure_noise_max_z(5, 0.5) < pure_noise_max_z(50, 0.5)
+    for bad, name in (((0,), "n_components"), ((3, 1.5), "quantile"), ((3, True), "quantile")):
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            pure_noise_max_z(*bad)
+
+
+def test_mean_cosine_by_hand():
+    estimates = np.array([[[1.0, 0.0]], [[0.0, 2.0]], [[0.0, 0.0]], [[-3.0, 0.0]]])   # (4, 1, 2)
+    mean, se = mean_cosine(estimates, np.array([[2.0, 0.0]]))
+    cos = np.array([1.0, 0.0, 0.0, -1.0])
+    assert mean == pytest.approx(0.0) and se == pytest.approx(cos.std(ddof=1) / 2)
+    with pytest.raises(ValueError, match="^reference:"):
+        mean_cosine(estimates, np.ones(2))
+    with pytest.raises(ValueError, match="^estimates:"):
+        mean_cosine(estimates[:1], np.ones((1, 2)))
+
+
+# --- GradientPool: one pool regrouped into estimates of any N (the labs' numbers) ----------------
+
+@pytest.mark.parametrize("mdp_name", ["chain"])
+def test_gradient_pool_regroups_blends_and_counts_steps(mdp, logits):
+    # On the same trajectories, the pool's estimates of N are the library's estimates of N;
+    # the blend of two critics is the estimator with the blended critic; by_length changes
+    # nothing but the speed; q_mc's extra rollouts are counted in the steps.
+    pool = GradientPool.sample(mdp, logits, 600, np.random.default_rng(4))
+    batch = sample_trajectories(mdp, logits, 600, np.random.default_rng(4))
+    v0, v1 = exact_values(mdp, logits).V, np.zeros(mdp.n_states)
+    pool.add("rtg", "reward_to_go")
+    pool.add("td", "advantage_td", critics=(v0, v1))
+    pool.add("gae", "gae", critics=(v0, v1), lam=0.8)
+    pool.add("gae by length", "gae", critics=(v0, v1), by_length=True, lam=0.8)
+    pool.add("q_mc", "q_mc", k=2)
+    direct, _ = estimates_from_batch(mdp, logits, batch, "reward_to_go", 5)
+    np.testing.assert_allclose(pool.estimates("rtg", 5), direct, atol=1e-12)
+    blended, _ = estimates_from_batch(mdp, logits, batch, "advantage_td", 10,
+                                      value=0.7 * v0 + 0.3 * v1)
+    np.testing.assert_allclose(pool.estimates("td", 10, alpha=0.3), blended, atol=1e-10)
+    np.testing.assert_allclose(pool.estimates("gae by length", 3, 0.5),
+                               pool.estimates("gae", 3, 0.5), atol=1e-12)
+    assert pool.steps_per_estimate("rtg", 5) == pytest.approx(batch.n_steps * 5 / 600)
+    assert pool.steps_per_estimate("q_mc", 5) > 2 * pool.steps_per_estimate("rtg", 5)
+    stats = pool.stats("td", 10, direct.mean(axis=0), alpha=1.0, name="TD, V = 0")
+    assert stats.method == "TD, V = 0" and stats.n_repeats == 60
+    with pytest.raises(ValueError, match="^method:"):
+        pool.add("mean", "baseline_mean")
+    with pytest.raises(ValueError, match="^alpha:"):
+        pool.estimates("rtg", 5, alpha=0.5)

@@ -182,6 +182,11 @@ def test_check_cells_are_the_cells_calling_a_checker():
         ("for i in range(3):\n    ### BEGIN SOLUTION\n    x = i\n    ### END SOLUTION\n",
          "not inside a def"),
         ("class A:\n    ### BEGIN SOLUTION\n    x = 1\n    ### END SOLUTION\n", "not inside a def"),
+        ("def f():\n    class A:\n        ### BEGIN SOLUTION\n        x = 1\n"
+         "        ### END SOLUTION\n", "not inside a def"),
+        ("def f():\n    ### BEGIN SOLUTION\n    x = 1\ny = 2\n    ### END SOLUTION\n",
+         "not inside a def"),
+        ("def f(:\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n", "line 1"),
         ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "unbalanced"),
         ("def f():\n    return 1\n    ### END SOLUTION\n", "unbalanced"),
         ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n"
@@ -196,6 +201,14 @@ def test_bad_regions_raise_value_error_naming_notebook_and_cell(source, reason):
     with pytest.raises(ValueError, match=reason) as error:
         build_student_notebook(nb, 5, name="solutions/05_bad.ipynb")
     assert "solutions/05_bad.ipynb, cell 1" in str(error.value)
+
+
+def test_a_marker_inside_a_string_is_text_not_a_marker():
+    source = ('def f():\n    """Write it between\n    ### BEGIN SOLUTION\n    and the end."""\n'
+              '    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n')
+    stub = build_student_notebook(one_cell(source), 6).cells[0].source
+    assert stub.splitlines()[2:] == ["    ### BEGIN SOLUTION", '    and the end."""',
+                                     '    raise NotImplementedError("Exercise 6.1: write the body of f")']
 
 
 def test_default_name_in_errors_is_the_notebook_number():

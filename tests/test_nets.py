@@ -13,6 +13,7 @@ import torch
 
 from acteach.nets import (
     CategoricalPolicy,
+    as_tensor,
     flat_parameters,
     mlp,
     parameter_count,
@@ -302,3 +303,19 @@ def test_policy_and_mlp_reject_bad_inputs():
         CategoricalPolicy(4, 0)
     with pytest.raises(ValueError, match="^policy:"):
         per_trajectory_gradients(torch.nn.Identity(), *random_inputs())
+
+
+def test_as_tensor_converts_detaches_and_keeps_dtype_unless_told():
+    x = np.arange(6, dtype=np.float64).reshape(2, 3)
+    t = as_tensor(x)
+    assert t.dtype == torch.float64 and t.shape == (2, 3)
+    t[0, 0] = 7.0                                   # shares memory with a writeable array
+    assert x[0, 0] == 7.0
+    assert as_tensor(x, torch.float32).dtype == torch.float32
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    as_tensor(frozen)[0, 0] = -1.0                   # a read-only array is copied, not written
+    assert frozen[0, 0] == 7.0
+    assert as_tensor([True, False]).dtype == torch.bool
+    w = torch.ones(3, requires_grad=True)
+    assert not as_tensor(w).requires_grad and as_tensor(w, torch.float64).dtype == torch.float64

@@ -1,44 +1,44 @@
-"""Tests over the course's real notebooks in notebooks/ (and the CLI on a synthetic tree).
+"""The course's real notebooks: committed clean, in sync, and each student notebook run as a
+student runs it.
 
-Solution notebooks are executed by nbval (pytest's testpaths hold notebooks/solutions with
---nbval-lax); here the student notebooks are executed, and must fail exactly at their check
-cells, each with acteach.checks.ExerciseNotImplemented.
+Every student notebook in notebooks/ is executed by `exercises.run_checks`, the runner of
+`python -m acteach check NN`: each check cell must report "not implemented" (the stub raised
+acteach.checks.ExerciseNotImplemented) and no other cell may fail. The solution notebooks are
+run in JupyterLab by tests/test_browser.py, which asserts that no cell fails there.
+
+One notebook, both ways: `pytest tests/test_notebooks.py tests/test_browser.py -k 03_`.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from acteach.exercises import (
     check_cells,
     count_regions,
     dirty_notebooks,
-    notebook_text,
     notebooks_dir,
     out_of_sync,
     read_notebook,
+    run_checks,
     solution_notebooks,
     student_notebooks,
 )
 
 NOTEBOOKS = notebooks_dir()
 STUDENTS = student_notebooks(NOTEBOOKS)
+BUILD = "run: python -m acteach exercises build"
 
 
 def test_notebooks_are_clean():
     dirty = dirty_notebooks(NOTEBOOKS)
-    assert dirty == [], "\n".join(dirty + ["run: python -m acteach.exercises build"])
+    assert dirty == [], "\n".join(dirty + [BUILD])
 
 
 def test_student_notebooks_in_sync():
     messages = out_of_sync(NOTEBOOKS)
-    assert messages == [], "\n".join(messages + ["run: python -m acteach.exercises build"])
+    assert messages == [], "\n".join(messages + [BUILD])
 
 
 def test_every_solution_has_a_student_version_and_exercises():
@@ -54,143 +54,37 @@ def test_every_solution_has_a_student_version_and_exercises():
     assert problems == [], "\n".join(problems)
 
 
-def _first_line(source: str) -> str:
-    return next((line for line in source.splitlines() if line.strip()), "")
+def stub_problems(results: list[tuple[str, str, str]]) -> list[str]:
+    """What is wrong in run_checks' results on an untouched student notebook: a check that is
+    not "not implemented", or any other cell that failed."""
+    problems = []
+    for name, verdict, message in results:
+        first = message.strip().splitlines()[0] if message.strip() else ""
+        if verdict == "passed":
+            problems.append(f"{name}: passed on the stub, so the check is vacuous "
+                            "(it should raise ExerciseNotImplemented)")
+        elif verdict != "not implemented":
+            problems.append(f"{name}: {verdict} — {first}")
+    return problems
 
 
-def _errors(nb: nbformat.NotebookNode) -> dict[int, tuple[str, str]]:
-    """cell index -> (ename, evalue) of the cells whose outputs hold an error."""
-    found = {}
-    for i, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            if output.get("output_type") == "error":
-                found[i] = (output.get("ename", ""), output.get("evalue", ""))
-                break
-    return found
-
-
-def _stub_report(nb: nbformat.NotebookNode, errors: dict[int, tuple[str, str]]) -> list[str]:
-    checks = set(check_cells(nb))
-    report = []
-    for i in sorted(errors):
-        ename, evalue = errors[i]
-        error = f"{ename}: {evalue.splitlines()[0] if evalue else ''}"
-        cell = f"cell {i} ({_first_line(nb.cells[i].source)!r})"
-        if i not in checks:
-            report.append(f"unexpected error in {cell}: {error}")
-        elif ename != "ExerciseNotImplemented":
-            report.append(f"check {cell} failed with {error} (expected ExerciseNotImplemented)")
-    for i in sorted(checks - set(errors)):
-        report.append(
-            f"check cell {i} ({_first_line(nb.cells[i].source)!r}) passed on the stub: "
-            "the check is vacuous (it should raise ExerciseNotImplemented)"
-        )
-    return report
+def test_stub_problems_name_unexpected_errors_and_vacuous_checks():
+    results = [("f", "not implemented", "f is not implemented yet"),
+               ("g", "passed", ""),
+               ("h", "wrong", "h(1): expected 2, got 3\n  hint: ..."),
+               ("cell 0 (import numpy as np)", "error", "NameError: name 'f' is not defined")]
+    assert stub_problems(results) == [
+        "g: passed on the stub, so the check is vacuous (it should raise ExerciseNotImplemented)",
+        "h: wrong — h(1): expected 2, got 3",
+        "cell 0 (import numpy as np): error — NameError: name 'f' is not defined",
+    ]
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", STUDENTS, ids=[p.name for p in STUDENTS])
-def test_student_notebook_fails_only_at_checks(path: Path):
-    from nbclient import NotebookClient
-
-    nb = read_notebook(path)
-    client = NotebookClient(
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
-    )
-    client.execute()
-    errors = _errors(nb)
-    report = _stub_report(nb, errors)
-    assert set(errors) == set(check_cells(nb)) and not report, (
-        f"{path.name}: the stubbed notebook must fail at its check cells only, each with "
-        "ExerciseNotImplemented\n" + "\n".join(report)
-    )
-
-
-def test_stub_report_names_unexpected_errors_and_vacuous_checks():
-    nb = new_notebook(
-        cells=[
-            new_code_cell("import numpy as np\nx = f()"),
-            new_code_cell("check_f(f)"),
-            new_code_cell("check_g(g)"),
-            new_code_cell("check_h(h)"),
-        ]
-    )
-    errors = {
-        0: ("NotImplementedError", "Exercise 1.1: write the body of f"),
-        1: ("ExerciseNotImplemented", "f is not implemented yet"),
-        3: ("CheckFailed", "h(1): expected 2, got 3"),
-    }
-    report = _stub_report(nb, errors)
-    assert report == [
-        "unexpected error in cell 0 ('import numpy as np'): "
-        "NotImplementedError: Exercise 1.1: write the body of f",
-        "check cell 3 ('check_h(h)') failed with CheckFailed: h(1): expected 2, got 3 "
-        "(expected ExerciseNotImplemented)",
-        "check cell 2 ('check_g(g)') passed on the stub: the check is vacuous "
-        "(it should raise ExerciseNotImplemented)",
-    ]
-    assert _stub_report(nb, {1: errors[1], 2: errors[1], 3: errors[1]}) == []
-
-
-def _cli(command: str, root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ACTEACH_NOTEBOOKS": str(root)}
-    return subprocess.run(
-        [sys.executable, "-m", "acteach.exercises", command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_cli_build_and_check_round_trip(tmp_path):
-    root = tmp_path / "notebooks"
-    solution = root / "solutions" / "02_baseline.ipynb"
-    solution.parent.mkdir(parents=True)
-    code = new_code_cell(
-        "def baseline(returns):\n"
-        '    """Mean return."""\n'
-        "    ### BEGIN SOLUTION\n"
-        "    return returns.mean()\n"
-        "    ### END SOLUTION\n",
-        execution_count=1,
-    )
-    nb = new_notebook(cells=[new_markdown_cell("# Baseline"), code, new_code_cell("check_b(baseline)")])
-    solution.write_text(notebook_text(nb), encoding="utf-8")
-
-    checked = _cli("check", root)
-    assert checked.returncode == 1
-    assert "missing: notebooks/02_baseline.ipynb" in checked.stderr
-    assert "dirty: notebooks/solutions/02_baseline.ipynb" in checked.stderr
-
-    built = _cli("build", root)
-    assert built.returncode == 0, built.stderr
-    assert "cleaned notebooks/solutions/02_baseline.ipynb" in built.stdout
-    assert "wrote notebooks/02_baseline.ipynb" in built.stdout
-    student = (root / "02_baseline.ipynb").read_text(encoding="utf-8")
-    assert 'raise NotImplementedError(\\"Exercise 2.1: write the body of baseline\\")' in student
-    assert "returns.mean()" not in student
-
-    checked = _cli("check", root)
-    assert (checked.returncode, checked.stdout.strip()) == (0, "student notebooks in sync")
-    assert _cli("build", root).stdout.strip() == "1 student notebook(s) already up to date"
-    assert (root / "02_baseline.ipynb").read_text(encoding="utf-8") == student
-
-    (root / "02_baseline.ipynb").write_text(student.replace("# Baseline", "# Edited"), encoding="utf-8")
-    checked = _cli("check", root)
-    assert checked.returncode == 1 and "stale: notebooks/02_baseline.ipynb" in checked.stderr
-
-
-def test_cli_reports_a_bad_region_as_an_error(tmp_path):
-    root = tmp_path / "notebooks"
-    solution = root / "solutions" / "03_bad.ipynb"
-    solution.parent.mkdir(parents=True)
-    nb = new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")])
-    solution.write_text(notebook_text(nb), encoding="utf-8")
-    result = _cli("check", root)
-    assert result.returncode == 1
-    assert "solutions/03_bad.ipynb, cell 0" in result.stderr and "not inside a def" in result.stderr
+@pytest.mark.parametrize("path", STUDENTS, ids=[p.stem for p in STUDENTS])
+def test_student_notebook_fails_only_at_its_checks(path: Path):
+    results = run_checks(path)
+    problems = stub_problems(results)
+    assert results and not problems, (
+        f"{path.name}: an untouched student notebook must fail at its check cells only, each "
+        "with ExerciseNotImplemented\n" + "\n".join(problems))

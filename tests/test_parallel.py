@@ -1,20 +1,19 @@
 """Online and parallel actor-critic (notebook 07): the online trainer is A2C with one env and
-one step, the gradient-noise measurement on planted i.i.d. gradients, the learning grid and
-the ParallelLab."""
+one step, the gradient-noise measurement on planted i.i.d. gradients and the learning grid (the
+ParallelLab is in test_labs.py)."""
 import numpy as np
 import pytest
 import torch
 
-from acteach.actor_critic import Config, train_a2c, train_online_actor_critic
+from acteach.actor_critic import A2CConfig, train_a2c, train_online_actor_critic
 from acteach.parallel import (gradient_noise, learning_grid, signal_estimate, smoothed,
                               window_variance)
-from acteach.widgets import ParallelLab
 
 
 def test_online_actor_critic_updates_once_per_transition():
     """One env, one step: one update per valid transition; gymnasium's reset steps (after each
     episode's end) give no update."""
-    history = train_online_actor_critic(Config(total_steps=300, seed=3), progress=False)
+    history = train_online_actor_critic(A2CConfig(total_steps=300, seed=3), progress=False)
     assert len(history.losses["actor_loss"]) == history.env_steps
     assert len(history.episode_returns) >= 3                   # so reset steps did occur
 
@@ -22,8 +21,8 @@ def test_online_actor_critic_updates_once_per_transition():
 def test_online_is_the_one_by_one_cell_of_the_grid():
     """With T = 1 the n-step target is the one-step target: the grid's (1, 1) run is the
     online actor-critic, number for number (same seed)."""
-    online = train_online_actor_critic(Config(total_steps=200, seed=5), progress=False)
-    cell = train_a2c(Config(total_steps=200, seed=5, n_envs=1, n_steps=1, target="n_step"),
+    online = train_online_actor_critic(A2CConfig(total_steps=200, seed=5), progress=False)
+    cell = train_a2c(A2CConfig(total_steps=200, seed=5, n_envs=1, n_steps=1, target="n_step"),
                      progress=False)
     assert online.episode_returns == cell.episode_returns
     np.testing.assert_allclose(online.losses["critic_loss"], cell.losses["critic_loss"])
@@ -80,7 +79,7 @@ def test_signal_estimate_jackknife_se_matches_the_spread():
 
 
 def test_gradient_noise_on_cartpole():
-    history = train_a2c(Config(total_steps=500, seed=0), progress=False)
+    history = train_a2c(A2CConfig(total_steps=500, seed=0), progress=False)
     noise = gradient_noise(history.policy, history.critic, n_steps=(1, 2, 8), n_envs=4,
                            length=32, signal_length=64, seed=1)
     assert noise.variance.shape == (3,) and np.all(noise.variance > 0)
@@ -105,7 +104,7 @@ def test_gradient_noise_bad_input(kwargs, name):
 
 
 def test_stop_return_ends_training_once_solved():
-    config = Config(total_steps=20_000, seed=0, stop_return=20.0, stop_window=5)
+    config = A2CConfig(total_steps=20_000, seed=0, stop_return=20.0, stop_window=5)
     history = train_a2c(config, progress=False)
     assert history.env_steps < 20_000
     reached = history.steps_to_mean_return(20.0, 5)
@@ -118,11 +117,11 @@ def test_stop_return_ends_training_once_solved():
 @pytest.mark.parametrize("field, value", [("stop_return", float("nan")), ("stop_window", 0)])
 def test_bad_stop_fields(field, value):
     with pytest.raises(ValueError, match=f"^{field}:"):
-        Config(**{field: value})
+        A2CConfig(**{field: value})
 
 
 def test_smoothed_is_the_running_mean_of_the_last_window():
-    history = train_a2c(Config(total_steps=400, seed=2), progress=False)
+    history = train_a2c(A2CConfig(total_steps=400, seed=2), progress=False)
     steps, seconds, mean = smoothed(history, window=3)
     ret = np.asarray(history.episode_returns)
     assert len(steps) == len(seconds) == len(mean) == len(ret)
@@ -131,7 +130,7 @@ def test_smoothed_is_the_running_mean_of_the_last_window():
 
 @pytest.fixture(scope="module")
 def grid():
-    return learning_grid(Config(total_steps=300, seed=0), n_envs=(1, 4), n_steps=(1, 4))
+    return learning_grid(A2CConfig(total_steps=300, seed=0), n_envs=(1, 4), n_steps=(1, 4))
 
 
 def test_learning_grid_trains_every_cell_on_the_same_budget(grid):
@@ -144,26 +143,10 @@ def test_learning_grid_trains_every_cell_on_the_same_budget(grid):
                 <= slots // (n * t) + 1)
 
 
-def test_parallel_lab_update_render_table(grid):
-    lab = ParallelLab(grid, window=2)
-    summary = lab.update(4, 1)
-    assert summary.env_steps == grid[4, 1].env_steps
-    assert summary.updates == len(grid[4, 1].losses["actor_loss"])
-    assert summary.final_return == pytest.approx(np.mean(grid[4, 1].episode_returns[-2:]))
-    png, text = lab.render(4, 1)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and "N = 4 envs x T = 1 steps" in text
-    assert "Online (N = T = 1)" in text
-    assert lab.table().count("\n") == 4
-    assert lab.widget(1, 4) is not None
-    with pytest.raises(ValueError, match="^n_envs, n_steps:"):
-        lab.update(2, 2)
-
-
 # ---------------------------------------------------------------------------------------------
-# Exercise 7.1: valid_steps and its checker
+# Exercise 7.1: valid_steps (its checker is in test_checks.py)
 # ---------------------------------------------------------------------------------------------
 
-from acteach import checks                                       # noqa: E402
 from acteach.actor_critic import rollout, valid_steps  # noqa: E402
 from acteach.nets import CategoricalPolicy  # noqa: E402
 
@@ -181,9 +164,9 @@ def test_valid_steps_by_hand():
 def test_valid_steps_matches_the_rollouts_mask_on_real_envs():
     """Raw flags from a real vector env (episodes cut at 3 steps), fed through valid_steps,
     give the mask `rollout` recorded, across two rollouts."""
-    import gymnasium as gym
-    envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="vector_entry_point",
-                        max_episode_steps=3)
+    from acteach.sampling import make_envs
+
+    envs = make_envs("CartPole-v1", 3, max_episode_steps=3)
     torch.manual_seed(0)
     policy, generator = CategoricalPolicy(4, 2), torch.Generator().manual_seed(0)
     obs, _ = envs.reset(seed=0)
@@ -196,56 +179,3 @@ def test_valid_steps_matches_the_rollouts_mask_on_real_envs():
         np.testing.assert_array_equal(carry, autoreset_next)
         autoreset = autoreset_next
     envs.close()
-
-
-def valid_steps_masks_the_done_step(terminated, truncated, autoreset):
-    return ~(terminated | truncated), autoreset
-
-
-def valid_steps_ignores_incoming_autoreset(terminated, truncated, autoreset):
-    return valid_steps(terminated, truncated, np.zeros_like(autoreset))
-
-
-def valid_steps_ignores_truncation(terminated, truncated, autoreset):
-    return valid_steps(terminated, np.zeros_like(truncated), autoreset)
-
-
-def valid_steps_returns_the_input_autoreset(terminated, truncated, autoreset):
-    return valid_steps(terminated, truncated, autoreset)[0], autoreset
-
-
-def valid_steps_shifted_without_carry(terminated, truncated, autoreset):
-    done = terminated | truncated
-    mask = np.ones_like(done)
-    mask[1:] = ~done[:-1]
-    return mask, done[-1]
-
-
-def valid_steps_stub(terminated, truncated, autoreset):
-    raise NotImplementedError("exercise 7.1")
-
-
-def test_valid_steps_checker_accepts_the_library(capsys):
-    checks.check_valid_steps(valid_steps)
-    assert "valid_steps: all" in capsys.readouterr().out
-
-
-def test_valid_steps_checker_reports_the_stub():
-    with pytest.raises(checks.ExerciseNotImplemented):
-        checks.check_valid_steps(valid_steps_stub)
-
-
-@pytest.mark.parametrize("mistake, hint", [
-    (valid_steps_masks_the_done_step, "step after it"),
-    (valid_steps_ignores_incoming_autoreset, "start from the autoreset argument"),
-    (valid_steps_ignores_truncation, "truncated episode ends too"),
-    (valid_steps_returns_the_input_autoreset, "after the last step"),
-    (valid_steps_shifted_without_carry, "expected"),
-], ids=lambda x: getattr(x, "__name__", ""))
-def test_valid_steps_checker_rejects_planted_mistakes(mistake, hint):
-    with pytest.raises(checks.CheckFailed) as info:
-        checks.check_valid_steps(mistake)
-    message = str(info.value)
-    assert not isinstance(info.value, checks.ExerciseNotImplemented)
-    assert "valid_steps(terminated, truncated, autoreset)" in message
-    assert "expected" in message and "got" in message and hint in message

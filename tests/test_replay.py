@@ -1,12 +1,12 @@
 """The replay buffer (notebook 08): ring wrap-around, sample shapes and dtypes, sampling only the
 filled rows (uniformly), the terminated flag kept and truncation not stored as done, masked
 (autoreset) rows skipped, and bad input named."""
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from acteach.replay import ReplayBuffer, ReplaySample
+from acteach.sampling import make_envs
 
 
 def _rows(ids, obs_dim=2):
@@ -104,8 +104,7 @@ def test_vector_env_step_truncation_is_not_stored_as_done_and_autoreset_step_is_
     """Pendulum cut at 3 steps, 2 envs, 5 steps: steps 0-2 are episode one (step 2 truncated),
     step 3 is gymnasium's reset step (masked), step 4 starts episode two. The stored
     truncated transition has terminated False and the true final observation as next_obs."""
-    envs = gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync",
-                        max_episode_steps=3)
+    envs = make_envs("Pendulum-v1", 2, max_episode_steps=3)
     buffer = ReplayBuffer(capacity=20, obs_dim=3, act_dim=1)
     obs, _ = envs.reset(seed=0)
     autoreset, truncations = np.zeros(2, bool), []

@@ -7,13 +7,18 @@ from acteach.returns import total_return
 from acteach.tabular import (
     TabularMDP,
     chain_mdp,
+    cosine,
     exact_policy_gradient,
     exact_return,
     exact_values,
     gridworld_mdp,
+    policy_transitions,
     random_mdp,
+    row_cosines,
     sample_trajectories,
+    softmax_gradient,
     softmax_policy,
+    state_occupancy,
 )
 
 # Every kind of MDP the course uses: finite and infinite horizon, with and without terminal
@@ -137,3 +142,84 @@ def test_sampling_is_reproducible():
     b = sample_trajectories(mdp, np.zeros((6, 2)), 100, np.random.default_rng(10))
     np.testing.assert_array_equal(a.obs, b.obs)
     np.testing.assert_array_equal(a.act, b.act)
+
+
+# --- the shared helpers: P_pi, the occupancy, the softmax-score contraction, cosines ---------
+
+def test_policy_transitions_by_hand_and_rows_sum_to_one():
+    mdp = chain_mdp(n_states=2, slip=0.0)                 # states 0, 1, goal
+    pi = np.array([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
+    P_pi = policy_transitions(mdp, pi)
+    np.testing.assert_allclose(P_pi, [[0.25, 0.75, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]])
+    rng = np.random.default_rng(0)
+    m = random_mdp(rng, n_states=5, n_actions=3)
+    np.testing.assert_allclose(policy_transitions(m, softmax_policy(rng.normal(size=(5, 3))))
+                               .sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_state_occupancy_counts_discounted_visits(config):
+    # d(s) (or d_t(s)) against a Monte Carlo count of c^t 1[s_t = s] on 20,000 trajectories,
+    # every entry within 5 SE; c = gamma (the default) and c = 1 where episodes end.
+    rng = np.random.default_rng(5)
+    mdp = random_mdp(rng, n_states=5, n_actions=2, **CONFIGS[config])
+    logits = rng.normal(size=(5, 2))
+    batch = sample_trajectories(mdp, logits, 20_000, np.random.default_rng(6))
+    T, N = batch.mask.shape
+    discounts = [None] + ([1.0] if mdp.horizon is not None or mdp.terminal.any() else [])
+    for c in discounts:
+        weight = (mdp.gamma if c is None else c) ** np.arange(T)[:, None] * batch.mask
+        onehot = (batch.obs[..., None] == np.arange(5)) * weight[..., None]       # (T, N, S)
+        per = onehot if mdp.horizon is not None else onehot.sum(axis=0)
+        d = state_occupancy(mdp, logits) if c is None else state_occupancy(mdp, logits, discount=c)
+        if mdp.horizon is not None:
+            per = per[: mdp.horizon]
+            d = d[:T]
+        mean, se = per.mean(axis=-2), per.std(axis=-2, ddof=1) / np.sqrt(N)
+        assert np.all(np.abs(mean - d) <= 5 * se + 1e-9)
+
+
+def test_state_occupancy_default_is_the_discount_gamma_and_refuses_divergent_counts():
+    mdp = random_mdp(np.random.default_rng(1), n_states=5, gamma=0.8)
+    logits = np.zeros((5, 3))
+    np.testing.assert_array_equal(state_occupancy(mdp, logits),
+                                  state_occupancy(mdp, logits, discount=0.8))
+    assert state_occupancy(mdp, logits, discount=0.0) == pytest.approx(mdp.mu0)
+    with pytest.raises(ValueError, match="^mdp: .*continuing MDP"):
+        state_occupancy(mdp, logits, discount=1.0)
+    for bad in (1.5, -0.1, True, "0.5", np.nan):
+        with pytest.raises(ValueError, match="^discount:"):
+            state_occupancy(mdp, logits, discount=bad)
+
+
+def test_softmax_gradient_by_hand_and_over_time():
+    pi = np.array([[0.5, 0.5], [0.25, 0.75]])
+    adv = np.array([[1.0, -1.0], [3.0, -1.0]])
+    np.testing.assert_allclose(softmax_gradient(np.array([2.0, 4.0]), pi, adv),
+                               [[1.0, -1.0], [3.0, -3.0]])
+    # time-indexed: the sum over t of the per-step contractions
+    rng = np.random.default_rng(2)
+    d, advs = rng.random((4, 2)), rng.normal(size=(4, 2, 2))
+    np.testing.assert_allclose(softmax_gradient(d, pi, advs),
+                               sum(softmax_gradient(d[t], pi, advs[t]) for t in range(4)))
+    with pytest.raises(ValueError, match="^adv:"):
+        softmax_gradient(d, pi, adv)
+    with pytest.raises(ValueError, match="^adv:"):
+        softmax_gradient(np.ones(3), pi, adv)
+
+
+def test_cosine_and_row_cosines():
+    assert cosine([1.0, 0.0], [-3.0, 0.0]) == -1.0
+    assert cosine(np.eye(2), np.ones((2, 2))) == pytest.approx(np.sqrt(0.5))   # flattened
+    assert cosine([0.0, 0.0], [1.0, 0.0]) == 0.0 and cosine([1.0], [0.0]) == 0.0
+    a = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    b = np.array([[2.0, 0.0], [1.0, 0.0], [-1.0, -1.0]])
+    np.testing.assert_allclose(row_cosines(a, b), [1.0, 0.0, -1.0])
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    np.testing.assert_allclose(row_cosines(x, y), [cosine(u, v) for u, v in zip(x, y)])
+    assert np.all(np.abs(row_cosines(x, x)) <= 1.0)
+    with pytest.raises(ValueError, match="^b:"):
+        cosine(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="^b:"):
+        row_cosines(np.ones((2, 3)), np.ones((3, 3)))

@@ -1,9 +1,9 @@
 """A2C with the GAE target on CartPole-v1, a sweep over lambda (the numbers of notebook 09).
 
-    python benchmarks/lambda_sweep.py [--lams 0 0.5 0.9 0.95 1] [--seeds 0 1 2 3 4]
-                                      [--budget 150000] [--jobs 1] [--out assets/lambda_sweep.json]
+    python assets/lambda_sweep.py [--lams 0 0.5 0.9 0.95 1] [--seeds 0 1 2 3 4]
+                                  [--budget 150000] [--jobs 1] [--out assets/lambda_sweep.json]
 
-Every run is acteach's default A2C Config (8 envs x 4 steps, normalised advantages, separate
+Every run is acteach's default A2CConfig (8 envs x 4 steps, normalised advantages, separate
 networks) with target="gae" and one lam: lam = 0 is the one-step TD target, lam = 1 the n-step
 target of the default. Each trains until the mean return of the last 100 episodes reaches 475
 (CartPole-v1's "solved") or the budget of environment steps runs out, and reports, per seed,
@@ -17,24 +17,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from _common import machine, report
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' shared table and machine record
+from _common import machine, report  # noqa: E402
+
 THRESHOLDS = {"200 (last 20)": (200.0, 20), "475 (last 100)": (475.0, 100)}
 
 
 def run(job: tuple[float, int, int]) -> dict:
     """One A2C run with target "gae" at lam, stopped at the 475 rule or the budget."""
-    from acteach.actor_critic import Config, train_a2c
+    from acteach.actor_critic import A2CConfig, train_a2c
 
     lam, seed, budget = job
-    config = Config(target="gae", lam=lam, seed=seed, total_steps=budget, stop_return=475.0,
-                    stop_window=100)
+    config = A2CConfig(target="gae", lam=lam, seed=seed, total_steps=budget, stop_return=475.0,
+                       stop_window=100)
     history = train_a2c(config, progress=False)
     out = {"lam": lam, "seed": seed, "env_steps": history.env_steps,
            "seconds": round(history.seconds, 2)}
@@ -80,7 +82,7 @@ def main() -> None:
         rows.append([f"{lam:g}", *cells, s["median_seconds"]])
     config = {"env_id": "CartPole-v1", "target": "gae", "budget": args.budget,
               "seeds": args.seeds, "lams": args.lams,
-              "note": "acteach.actor_critic.Config defaults otherwise"}
+              "note": "acteach.actor_critic.A2CConfig defaults otherwise"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"config": config, "machine": machine(), "jobs": args.jobs,
                                     "thresholds": {k: list(v) for k, v in THRESHOLDS.items()},

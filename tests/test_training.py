@@ -1,0 +1,104 @@
+"""The bookkeeping every trainer shares (notebooks 06-09): History's episode records and
+thresholds, the one-thread / forked-RNG context, gradient clipping per network, and show_config."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from acteach.actor_critic import A2CConfig
+from acteach.critic import FitConfig
+from acteach.sac import SACConfig
+from acteach.training import History, clip_gradients, show_config, single_threaded
+
+
+def test_steps_to_mean_return():
+    history = History(episode_returns=[10.0, 30.0, 50.0], episode_steps=[5, 20, 40])
+    assert history.steps_to_mean_return(40.0, window=2) == 40
+    assert history.steps_to_mean_return(20.0, window=2) == 20
+    assert history.steps_to_mean_return(100.0, window=2) is None
+
+
+def test_record_step_counts_valid_steps_and_closes_episodes_by_hand():
+    """Two envs, three steps: env 0 ends an episode of return 3 on step 1, env 1 one of
+    return 6 on step 2 (its step 1 was not valid, so its reward there is 0 and not counted)."""
+    history, running = History(), np.zeros(2)
+    steps = [  # rew, valid, ended, seconds
+        (np.array([1.0, 2.0]), np.array([True, True]), np.array([False, False]), 0.1),
+        (np.array([2.0, 0.0]), np.array([True, False]), np.array([True, False]), 0.2),
+        (np.array([5.0, 4.0]), np.array([True, True]), np.array([False, True]), 0.3),
+    ]
+    for rew, valid, ended, seconds in steps:
+        history.record_step(rew, valid, ended, running, seconds)
+    assert history.env_steps == 5
+    assert history.episode_returns == [3.0, 6.0]
+    assert history.episode_steps == [3, 5] and history.episode_seconds == [0.2, 0.3]
+    np.testing.assert_array_equal(running, [5.0, 0.0])
+    assert history.seconds_to_mean_return(4.0, window=1) == 0.3
+    history.env_steps += 7
+    history.end_episode(9.0, 1.5)
+    assert history.episode_steps[-1] == 12 and history.episode_seconds[-1] == 1.5
+
+
+def test_add_losses_appends_per_key():
+    history = History()
+    history.add_losses({"actor_loss": 1.0, "critic_loss": 2.0})
+    history.add_losses({"actor_loss": 3.0, "critic_loss": 4.0})
+    assert history.losses == {"actor_loss": [1.0, 3.0], "critic_loss": [2.0, 4.0]}
+
+
+def test_single_threaded_restores_threads_and_the_rng_also_after_an_error():
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    with single_threaded(seed=7):
+        assert torch.get_num_threads() == 1
+        inside = torch.rand(3)
+    assert torch.equal(torch.random.get_rng_state(), state)        # the caller's RNG untouched
+    with single_threaded(seed=7):
+        assert torch.equal(torch.rand(3), inside)                  # seeded: reproducible
+    with pytest.raises(RuntimeError):
+        with single_threaded():
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == threads
+    with single_threaded():                                        # no seed: the RNG runs on
+        torch.rand(1)
+    assert not torch.equal(torch.random.get_rng_state(), state)
+    with pytest.raises(ValueError, match="^seed:"):
+        with single_threaded(seed=1.5):
+            pass
+
+
+def test_clip_gradients_clips_each_parameter_group_on_its_own():
+    """Two groups with gradient norms 5 and 0.3, clipped to 1: the first is scaled to norm 1,
+    the second is left alone; None leaves both."""
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=1.0)
+    for max_norm, expected_a in ((None, [3.0, 4.0]), (1.0, [0.6, 0.8])):
+        a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([0.3])
+        clip_gradients(opt, max_norm)
+        torch.testing.assert_close(a.grad, torch.tensor(expected_a))
+        torch.testing.assert_close(b.grad, torch.tensor([0.3]))
+
+
+@pytest.mark.parametrize("config", [A2CConfig(), SACConfig(), FitConfig()],
+                         ids=lambda c: type(c).__name__)
+def test_show_config_prints_every_field_with_its_docstring(config, capsys):
+    """Every field of each config is documented, and shown as `name = value` + its doc."""
+    show_config(config)
+    lines = capsys.readouterr().out.splitlines()
+    fields = dataclasses.fields(config)
+    assert len(lines) == 2 * len(fields)
+    for f, name_line, doc_line in zip(fields, lines[::2], lines[1::2]):
+        assert name_line == f"{f.name} = {getattr(config, f.name)!r}"
+        assert doc_line.startswith("    ") and len(doc_line.strip()) > 10, f.name
+
+
+def test_show_config_shows_the_chosen_fields_in_order(capsys):
+    show_config(A2CConfig(n_episodes=4), ("n_episodes", "gamma"))
+    out = capsys.readouterr().out
+    assert out.startswith("n_episodes = 4\n    Batch training: N,") and "\ngamma = 0.99\n" in out
+    with pytest.raises(ValueError, match="^fields:"):
+        show_config(A2CConfig(), ("n_env",))
+    with pytest.raises(ValueError, match="^config:"):
+        show_config(A2CConfig)
