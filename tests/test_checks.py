@@ -2,17 +2,25 @@
 some checkers promise beyond it.
 
 The contract (`test_checker_contract`, one run per entry of `checks.CHECKERS`): the library's
-reference and every other correct solution pass; the stub is reported as not implemented; at
-least three planted mistakes, each rejected with a CheckFailed whose message names the call,
-shows the expected and the got value (or says that the values agree and what else is wrong), and
-contains the mistake's hint.
+reference and every other correct solution pass (float32, torch, a list for a pair, loops); the
+stub is reported as not implemented; at least three planted mistakes, each rejected with a
+CheckFailed whose message names the call, shows the expected and the got value (or says that the
+values agree and what else is wrong), and contains the mistake's hint (a mutated argument, a NaN,
+an int mask, each normalisation mistake).
+
+Beyond it, over every checker: the reference's answer in float32 passes; an argument changed in
+place is named; a NaN in the answer gets its own message.
 """
+import functools
+import inspect
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from acteach import checks, tabular
-from acteach.checks import nb02_use_q, nb08_off_policy
+from acteach.checks import nb01_reward_to_go, nb02_use_q, nb04_fitting_v, nb08_off_policy
 from acteach.decomposition import return_moments
 
 
@@ -42,6 +50,153 @@ def test_checker_contract(name, capsys):
         assert ("expected" in message and "got" in message
                 or "the values agree" in message), (mistake.fn.__name__, message)
         assert mistake.hint and mistake.hint in message, (mistake.fn.__name__, message)
+
+
+def _wrapped(reference, after):
+    """reference with its own signature, its answer passed through after(answer, arguments)
+    (arguments: the call's arguments by name)."""
+    @functools.wraps(reference)
+    def fn(*args, **kwargs):
+        arguments = inspect.signature(reference).bind(*args, **kwargs).arguments
+        return after(reference(*args, **kwargs), arguments)
+    return fn
+
+
+def _each_answer(answer, change):
+    """change applied to an answer, or to both halves of a pair."""
+    return type(answer)(map(change, answer)) if isinstance(answer, (tuple, list)) else \
+        change(answer)
+
+
+def _float32(x):
+    return x.float() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", [n for n in checks.CHECKERS if n != "valid_steps"])
+def test_every_checker_accepts_the_reference_in_float32(name, capsys):
+    """(valid_steps answers bool arrays.) Before: 2.1 failed at a horizon's last step ("expected
+    1.3504 ... got 1.3504 (inf standard errors off)")."""
+    checker = checks.CHECKERS[name]
+    checker.check(_wrapped(checker.reference, lambda answer, _: _each_answer(answer, _float32)))
+    assert capsys.readouterr().out.startswith(f"\u2713 {name}: all ")
+
+
+def _change_in_place(x):
+    """x changed in place, as a student's `x[...] = ...` or `x -= ...` would."""
+    if isinstance(x, torch.Tensor):
+        with torch.no_grad():
+            x.logical_not_() if x.dtype == torch.bool else x.add_(1)
+    elif x.dtype == bool:
+        np.logical_not(x, out=x)
+    else:
+        x += 1
+
+
+@pytest.mark.parametrize("name", checks.CHECKERS)
+def test_every_checker_names_an_argument_changed_in_place(name):
+    """A function that returns the right answer but changes its first array argument in place
+    is rejected, the argument named. Before: each got a \u2713."""
+    checker = checks.CHECKERS[name]
+    changed = []
+
+    def change_first_array(answer, arguments):
+        name, x = next((k, v) for k, v in arguments.items()
+                       if isinstance(v, (np.ndarray, torch.Tensor)))
+        _change_in_place(x)
+        changed.append(name)
+        return answer
+    message = str(_rejects(checker.check, _wrapped(checker.reference, change_first_array)))
+    assert f"your function changed its argument `{changed[0]}` in place" in message, message
+    assert message.startswith(f"{name}(") and "expected" in message and "got" in message
+
+
+def _with_nan(x):
+    if isinstance(x, torch.Tensor):
+        if x.dim() == 0:
+            return x + float("nan")
+        x = x.clone()
+        x[0] = float("nan")
+        return x
+    x = np.array(x, dtype=float)
+    x[np.nonzero(x)[0][0] if x.ndim == 1 else tuple(np.argwhere(x != 0)[0])] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("name", [n for n in checks.CHECKERS if n != "valid_steps"])
+def test_every_checker_says_the_answer_holds_nan(name):
+    """Before: 8.1 printed the generator hint for any NaN."""
+    checker = checks.CHECKERS[name]
+    message = str(_rejects(checker.check, _wrapped(
+        checker.reference, lambda answer, _: _each_answer(answer, _with_nan))))
+    assert "the result holds NaN" in message, message
+    assert "passing the generator" not in message, message
+
+
+@pytest.mark.parametrize("name, mistakes", [
+    ("policy_gradient_surrogate",
+     ["surrogate_mean_over_steps", "surrogate_mean_over_valid_steps", "surrogate_sum",
+      "surrogate_divides_by_t", "surrogate_mean_per_trajectory"]),
+    ("actor_critic_losses",
+     ["ac_actor_sum", "ac_actor_mean_over_valid_steps", "ac_actor_mean_over_cells"]),
+    ("critic_loss", ["sum_not_mean", "critic_divides_by_n", "padding_not_masked"]),
+])
+def test_each_normalisation_mistake_gets_its_own_got_and_hint(name, mistakes):
+    """On a hand-worked case with N > 1 (N = 2, T = 3, 5 valid steps) dividing by N, T, T*N,
+    the valid steps or nothing all give different answers. Before: four normalisation mistakes
+    of 1.2 printed the same hint and the same got (its first case had N = 1)."""
+    by_name = {m.fn.__name__: m for m in checks.CHECKERS[name].mistakes}
+    seen = {}
+    for mistake in mistakes:
+        message = str(_rejects(checks.CHECKERS[name].check, by_name[mistake].fn))
+        assert "hand-worked" in message and "N = 2" in message, message
+        got = re.search(r"\n  got +(.*)", message).group(1)
+        hint = re.search(r"\n  hint: (.*)", message).group(1)
+        seen[mistake] = (got, hint)
+    assert len({got for got, _ in seen.values()}) == len(mistakes), seen
+    assert len({hint for _, hint in seen.values()}) == len(mistakes), seen
+
+
+def test_a_pair_may_be_a_tuple_or_a_list_but_not_a_dict():
+    def as_dict(terminated, truncated, autoreset):
+        mask, carry = checks.CHECKERS["valid_steps"].reference(terminated, truncated, autoreset)
+        return {"mask": mask, "autoreset": carry}
+    with pytest.raises(checks.CheckFailed, match=r"expected a pair \(mask, autoreset\), a tuple "
+                       r"or a list of two, got dict"):
+        checks.check_valid_steps(as_dict)
+
+
+def test_q_from_rollouts_at_a_deterministic_step_accepts_rounding_only():
+    """At a horizon's last step the return is deterministic (standard error 0): a float32
+    answer passes (the contract's rewrite), an answer off by 1e-3 is refused with a message
+    that says why, not 'inf standard errors off'."""
+    def off_by_a_little(mdp, logits, obs, act, mask, k, rng):
+        return np.where(mask, nb02_use_q.reference(mdp, logits, obs, act, mask, k, rng) + 1e-3,
+                        0.0)
+    message = str(_rejects(checks.check_q_from_rollouts, off_by_a_little))
+    assert "the return from this step is deterministic (standard error 0)" in message, message
+    assert "inf standard errors" not in message
+
+
+def test_a_network_changed_in_place_is_named():
+    """critic_loss calling backward() fills the caller's .grad: named (the contract checks the
+    planted mistake's hint); a network whose parameters a function steps is named too."""
+    def steps_the_critic(value_net, obs, rew, next_obs, terminated, mask, gamma=1.0):
+        loss = nb04_fitting_v.critic.critic_loss(value_net, obs, rew, next_obs, terminated,
+                                                 mask, gamma)
+        with torch.no_grad():
+            for p in value_net.parameters():
+                p.add_(0.1)
+        return loss
+    message = str(_rejects(checks.check_critic_loss, steps_the_critic))
+    assert "your function changed its argument `value_net` in place: its " in message, message
+
+
+def test_a_mutation_is_named_by_the_students_own_parameter_names():
+    def reward_to_go(r, m, g=1.0):
+        r[~m] = 0.0
+        return nb01_reward_to_go.returns.reward_to_go(r, m, g)
+    with pytest.raises(checks.CheckFailed, match="changed its argument `r` in place"):
+        checks.check_reward_to_go(reward_to_go)
 
 
 def test_every_checker_is_registered():

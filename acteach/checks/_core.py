@@ -15,6 +15,7 @@ that one test can prove it accepts the one, reports the other and rejects each m
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -53,17 +54,53 @@ def call_student(fn: Callable, call: str, *args, **kwargs) -> Any:
         raise CheckFailed(f"{call} raised {type(e).__name__}: {e}") from e
 
 
+#: The tolerance of every comparison never falls below float32 rounding: FLOAT32_RTOL of the
+#: largest |expected| value (at least 1), everywhere in the array, so that a float32 answer, or
+#: one whose last digits differ by a cancellation, is right (float32 keeps ~7 digits: 1e-5 is
+#: about 100 roundings).
+FLOAT32_RTOL = 1e-5
+
+#: The hint of a result that holds NaN or inf where a finite number is expected.
+NONFINITE_HINT = ("a NaN comes from 0/0, inf - inf, log of a negative number, or 0 * inf: "
+                  "multiplying by a 0/1 mask does not remove a NaN or an inf (nan * 0 = nan); "
+                  "select with np.where / torch.where instead")
+
+
+def tolerance(expected: Any, atol: float = 1e-6) -> float:
+    """atol, raised to float32 rounding of expected's largest value (FLOAT32_RTOL)."""
+    scale = float(np.max(np.abs(expected), initial=1.0)) if np.size(expected) else 1.0
+    return max(atol, FLOAT32_RTOL * scale)
+
+
+def nonfinite(call: str, expected: Any, got: np.ndarray, hint: str = "") -> None:
+    """Raise CheckFailed if got holds NaN or inf where expected is finite, saying so (a NaN
+    matches no known mistake, so a hint matched from the values would be wrong)."""
+    bad = ~np.isfinite(got) & np.isfinite(expected)
+    if not bad.any():
+        return
+    kinds = " and ".join(k for k, hit in (("NaN", np.isnan(got[bad]).any()),
+                                          ("inf", np.isinf(got[bad]).any())) if hit)
+    where = tuple(int(i) for i in np.argwhere(bad)[0]) if got.ndim else ()
+    raise CheckFailed(
+        f"{call}: the result holds {kinds} ({int(bad.sum())} of {bad.size} entries, the first "
+        f"at index {where}), where a finite number is expected\n  expected {show(expected)}\n"
+        f"  got      {show(got)}\n  hint: {hint or NONFINITE_HINT}")
+
+
 def compare(call: str, expected: np.ndarray, got: Any, atol: float = 1e-6,
             hint: str = "") -> None:
-    """Raise CheckFailed unless got has expected's shape and values (to atol)."""
+    """Raise CheckFailed unless got has expected's shape and values (to atol, never below
+    float32 rounding: `tolerance`); NaN or inf in got gets its own message (`nonfinite`)."""
     if isinstance(got, torch.Tensor):
         got = got.detach().numpy()
-    if not isinstance(got, (np.ndarray, float, int, np.floating)):
+    if not isinstance(got, (np.ndarray, float, int, np.floating, np.integer)):
         raise CheckFailed(f"{call}: expected an array, got {type(got).__name__}")
     got = np.asarray(got, dtype=np.float64)
     if got.shape != np.shape(expected):
         raise CheckFailed(f"{call}: expected shape {np.shape(expected)}, got shape {got.shape}")
-    if not np.allclose(got, expected, atol=atol, rtol=1e-6):
+    nonfinite(call, expected, got, hint)
+    tol = tolerance(expected, atol)
+    if not np.allclose(got, expected, atol=tol, rtol=FLOAT32_RTOL):
         where = np.unravel_index(np.argmax(np.abs(got - expected)), got.shape) if got.ndim else ()
         raise CheckFailed(
             f"{call}:\n  expected {show(expected)}\n  got      {show(got)}\n"
@@ -71,18 +108,25 @@ def compare(call: str, expected: np.ndarray, got: Any, atol: float = 1e-6,
             + (f"\n  hint: {hint}" if hint else ""))
 
 
+def is_bool(x: Any) -> bool:
+    """x is a bool numpy array or a bool torch tensor."""
+    return x.dtype == torch.bool if isinstance(x, torch.Tensor) else np.asarray(x).dtype == bool
+
+
 def recognise(got: Any, expected: Any, known: list[tuple[Any, str]], default: str,
               rtol: float = 1e-5, atol: float = 1e-6,
               same: Callable[[Any, Any], bool] | None = None) -> str:
     """The text of the first known mistake whose answer got reproduces (and the right answer
     does not), else default. known: (the mistake's answer, its text) pairs. Answers are the
-    same by np.allclose (got to a mistake's answer within rtol, atol), or by `same`."""
+    same by np.allclose (got to a mistake's answer within rtol, atol, neither below float32
+    rounding), or by `same`."""
     for candidate, text in known:
         if same is not None:
             if not same(candidate, expected) and same(got, candidate):
                 return text
-        elif not np.allclose(candidate, expected) and np.allclose(got, candidate, rtol=rtol,
-                                                                  atol=atol):
+        elif not np.allclose(candidate, expected, rtol=FLOAT32_RTOL,
+                             atol=tolerance(expected, atol)) and np.allclose(
+                got, candidate, rtol=max(rtol, FLOAT32_RTOL), atol=tolerance(candidate, atol)):
             return text
     return default
 
@@ -138,12 +182,109 @@ def fresh(x: Any) -> Any:
     return x
 
 
+def _snapshot(x: Any) -> Any:
+    """What of an argument a call must leave as it was: an array's or a tensor's values (and a
+    tensor's requires_grad), a network's parameters and buffers, their requires_grad and .grad;
+    None for the rest (numbers, MDPs, random generators, which a function draws from)."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone(), x.requires_grad
+    if isinstance(x, torch.nn.Module):
+        return ({k: v.detach().clone() for k, v in x.state_dict().items()},
+                [(p.requires_grad, None if p.grad is None else p.grad.clone())
+                 for p in x.parameters()])
+    return None
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Same shape, dtype and values (NaN equal to NaN): numpy arrays or torch tensors."""
+    a, b = (x.numpy() if isinstance(x, torch.Tensor) else x for x in (a, b))
+    return (a.shape == b.shape and a.dtype == b.dtype
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+
+
+def _first_change(before: np.ndarray, after: np.ndarray) -> str:
+    """Where and how an array first differs: ' (at index (2, 1): 99.0 -> 0.0)'."""
+    if before.shape != after.shape or before.dtype != after.dtype:
+        return f" (shape {before.shape} {before.dtype} -> {after.shape} {after.dtype})"
+    changed = ~((before == after) | (np.isnan(before) & np.isnan(after))
+                if before.dtype.kind in "fc" else before == after)
+    i = tuple(int(k) for k in np.argwhere(changed)[0]) if before.ndim else ()
+    return f" (at index {i}: {before[i].item()!r} -> {after[i].item()!r})"
+
+
+def changed_in_place(call: str, name: str, before: Any, now: Any) -> None:
+    """Raise CheckFailed, naming the argument, if the student's call changed it in place:
+    before is `_snapshot` of the argument taken before the call, now the argument after it."""
+    head = f"{call}: your function changed its argument `{name}` in place"
+    hint = ("\n  hint: the caller's arrays must come back as they went in (a notebook's later "
+            "cells use them): build new arrays (np.where(mask, rew, 0.0), x.copy(), "
+            "torch.where, x.clone()) instead of assigning into an argument (x[...] = , x -= , "
+            "x += , x.detach_(), x.add_())")
+    if isinstance(now, torch.Tensor):
+        before, requires_grad = before
+        if requires_grad and not now.requires_grad:
+            raise CheckFailed(
+                f"{head}: it was detached from its graph (requires_grad True -> False)\n"
+                f"  expected `{name}` unchanged, got it detached\n  hint: x.detach() returns "
+                "a new tensor and leaves the argument alone; x.detach_() detaches the caller's "
+                "tensor")
+        before, now = before.numpy(), now.detach().numpy()
+    if isinstance(now, np.ndarray):
+        if not _equal(before, now):
+            raise CheckFailed(f"{head}{_first_change(before, now)}\n  expected `{name}` "
+                              f"unchanged: {show(before)}\n  got      {show(now)}{hint}")
+    elif isinstance(now, torch.nn.Module):
+        (state, params), (state_now, params_now) = before, _snapshot(now)
+        what = ([f"its {k}" for k, v in state.items() if not _equal(v, state_now[k])]
+                + ["requires_grad of its parameters" for (g, _), (h, _) in
+                   zip(params, params_now) if g != h][:1]
+                + [".grad of its parameters (did it call backward()?)"
+                   for (_, g), (_, h) in zip(params, params_now)
+                   if (g is None) != (h is None) or (g is not None and not _equal(g, h))][:1])
+        if what:
+            raise CheckFailed(f"{head}: {', '.join(what[:3])}\n  expected the network "
+                              f"`{name}` unchanged, got it changed\n  hint: a loss or a "
+                              "target reads a network; it never steps, freezes or "
+                              "differentiates it (the caller does)")
+
+
+def _argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """(name, value) of every argument of the call, by fn's own parameter names where its
+    signature binds them, else 'argument i'."""
+    try:
+        signature = inspect.signature(fn)
+        bound = signature.bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    named_args = []
+    for name, value in bound.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            named_args += [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named_args += list(value.items())
+        else:
+            named_args.append((name, value))
+    return named_args
+
+
 def call_case(fn: Callable, case: Case) -> Any:
     """fn on fresh copies of the case's arguments, the global torch random state left as it
-    was (a notebook's later cells draw the same numbers whatever the student's function did)."""
+    was (a notebook's later cells draw the same numbers whatever the student's function did);
+    an argument the call changed in place (an array, a tensor, a network) is named
+    (`changed_in_place`)."""
+    args = tuple(map(fresh, case.args))
+    kwargs = {k: fresh(v) for k, v in case.kwargs.items()}
+    watched = [(name, value, _snapshot(value))
+               for name, value in _argument_names(fn, args, kwargs)]
     with torch.random.fork_rng():
-        return call_student(fn, case.call, *map(fresh, case.args),
-                            **{k: fresh(v) for k, v in case.kwargs.items()})
+        got = call_student(fn, case.call, *args, **kwargs)
+    for name, value, before in watched:
+        if before is not None:
+            changed_in_place(case.call, name, before, value)
+    return got
 
 
 def run_cases(name: str, fn: Callable, cases: Iterable[Case],

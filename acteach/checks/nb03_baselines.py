@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from acteach import returns
 from acteach.baselines import batch_mean_baseline, subtract_baseline
@@ -194,12 +195,61 @@ def adv_ignores_gamma(rew, mask, value, gamma=1.0):
     return advantage_weights(rew, mask, value, 1.0)
 
 
+@mistake("your function changed its argument `returns` in place")
+def loo_writes_through_a_reshape_view(returns, group_size):
+    if group_size == 1:
+        return np.zeros(len(returns))
+    groups = returns.reshape(-1, group_size)        # a view: writing to it writes to returns
+    groups -= groups.sum(axis=1, keepdims=True)     # -(the others' sum)
+    return -groups.ravel() / (group_size - 1)
+
+
+@mistake("your function changed its argument `value` in place")
+def adv_masks_value_in_place(rew, mask, value, gamma=1.0):
+    value *= mask                                   # zeroes the caller's padded values
+    return np.where(mask, returns.reward_to_go(rew, mask, gamma) - value, 0.0)
+
+
+def loo_float32(returns, group_size):
+    """A correct solution in float32, a loop over the groups."""
+    returns = np.asarray(returns, dtype=np.float32)
+    out = np.zeros_like(returns)
+    for start in range(0, len(returns), group_size):
+        group = returns[start:start + group_size]
+        if group_size > 1:
+            out[start:start + group_size] = (group.sum() - group) / (group_size - 1)
+    return out
+
+
+def loo_torch(returns, group_size):
+    """A correct solution in torch, returning a tensor."""
+    groups = torch.as_tensor(returns).reshape(-1, group_size)
+    others = groups.sum(dim=1, keepdim=True) - groups
+    return (others / max(group_size - 1, 1)).reshape(-1)
+
+
+def advantage_weights_float32(rew, mask, value, gamma=1.0):
+    """A correct solution in float32."""
+    rtg = returns.reward_to_go(rew, mask, gamma).astype(np.float32)
+    return np.where(mask, rtg - value.astype(np.float32), np.float32(0.0))
+
+
+def advantage_weights_torch(rew, mask, value, gamma=1.0):
+    """A correct solution in torch, returning a tensor."""
+    mask = torch.as_tensor(mask)
+    rtg = torch.as_tensor(returns.reward_to_go(rew, mask.numpy(), gamma))
+    return torch.where(mask, rtg - torch.as_tensor(value), 0.0)
+
+
 LOO_BASELINE = Checker(
     check_loo_baseline, loo_baseline, stub("loo_baseline", "3.1"),
     mistakes=(loo_includes_itself, loo_divides_by_group_size, loo_over_the_whole_batch,
-              loo_group_size_one_is_nan, loo_group_size_one_is_own_return))
+              loo_group_size_one_is_nan, loo_group_size_one_is_own_return,
+              loo_writes_through_a_reshape_view),
+    rewrites=(loo_float32, loo_torch))
 
 ADVANTAGE_WEIGHTS = Checker(
     check_advantage_weights, advantage_weights, stub("advantage_weights", "3.2"),
     mistakes=(adv_unmasked_value, adv_next_state_value, adv_whole_return, adv_wrong_sign,
-              adv_ignores_gamma))
+              adv_ignores_gamma, adv_masks_value_in_place),
+    rewrites=(advantage_weights_float32, advantage_weights_torch))

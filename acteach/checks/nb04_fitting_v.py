@@ -26,7 +26,8 @@ def _critic_cases(rng: np.random.Generator) -> list[tuple[str, torch.nn.Module, 
     rew = torch.tensor([[1.0, 2.0], [1.0, -1.0], [10.0, 99.0]], dtype=torch.float64)
     terminated = torch.tensor([[False, False], [False, False], [True, False]])
     mask = torch.tensor([[True, True], [True, True], [True, False]])
-    cases = [("a 5-state table V = [1, 2, 3, 4, 50], gamma = 0.5", table,
+    cases = [("a hand-worked batch: a 5-state table V = [1, 2, 3, 4, 50], N = 2 "
+              "trajectories, T = 3, 5 valid steps, gamma = 0.5", table,
               (obs, rew, next_obs, terminated, mask, 0.5),
               "the valid steps' TD errors y_hat - V(s_t) are [[1, -1.5], [0.5, 0], [7, -]]: "
               "step (2, 0) terminated, so y_hat = r = 10 (V(next_obs) = 50 must not count); step "
@@ -56,7 +57,7 @@ def _critic_cases(rng: np.random.Generator) -> list[tuple[str, torch.nn.Module, 
     return cases
 
 
-def _critic_loss_hint(net, args: tuple, got: float, hint: str) -> str:
+def critic_loss_hint(net, args: tuple, got: float, hint: str) -> str:
     """Name the mistake the got value matches, if it matches a known one; else `hint`."""
     obs, rew, next_obs, terminated, mask, gamma = args
     never = torch.zeros_like(terminated)
@@ -104,7 +105,7 @@ def _judge_critic_loss(case: Case, got: Any) -> None:
                           "value_net's outputs (V(obs) must keep its gradient)")
     expected = critic.critic_loss(net, *args)
     compare(call, expected.detach().numpy(), got,
-            hint=_critic_loss_hint(net, args, float(got.detach()), case.hint))
+            hint=critic_loss_hint(net, args, float(got.detach()), case.hint))
     wanted, residual = grads(expected, net), grads(critic.residual_loss(net, *args), net)
     got_grad = grads(got, net)
     grad_hint = ("the target is a constant: detach V(next_obs) (SG in the lecture), so the "
@@ -181,8 +182,36 @@ def returns_a_float(v, obs, rew, next_obs, terminated, mask, gamma=1.0):
     return critic.critic_loss(v, obs, rew, next_obs, terminated, mask, gamma).item()
 
 
+@mistake("divide by their number (mask.sum()), not by N")
+def critic_divides_by_n(v, obs, rew, next_obs, terminated, mask, gamma=1.0):
+    y = rew + gamma * (~terminated) * v(next_obs).detach()
+    return torch.where(mask, (y - v(obs)) ** 2, 0.0).sum() / mask.shape[1]
+
+
+@mistake("your function changed its argument `rew` in place")
+def critic_zeroes_padding_in_place(v, obs, rew, next_obs, terminated, mask, gamma=1.0):
+    rew[~mask] = 0.0                                    # the caller's rewards, zeroed
+    return critic.critic_loss(v, obs, rew, next_obs, terminated, mask, gamma)
+
+
+@mistake("did it call backward()?")
+def critic_calls_backward(v, obs, rew, next_obs, terminated, mask, gamma=1.0):
+    loss = critic.critic_loss(v, obs, rew, next_obs, terminated, mask, gamma)
+    loss.backward(retain_graph=True)                    # fills the caller's .grad
+    return loss
+
+
+def critic_loss_float32(v, obs, rew, next_obs, terminated, mask, gamma=1.0):
+    """A correct solution computed in float32 (the network stays float64)."""
+    value = v(obs).float()
+    with torch.no_grad():
+        target = rew.float() + gamma * torch.where(terminated, 0.0, v(next_obs).float())
+    return torch.where(mask, (target - value) ** 2, 0.0).sum() / mask.sum()
+
+
 CRITIC_LOSS = Checker(
     check_critic_loss, critic.critic_loss, stub("critic_loss", "4.1"),
     mistakes=(no_detach, no_terminal_mask, next_is_obs_shifted, next_is_obs, padding_not_masked,
-              sum_not_mean, returns_a_float),
-    rewrites=(critic_loss_with_no_grad,))
+              sum_not_mean, returns_a_float, critic_divides_by_n, critic_zeroes_padding_in_place,
+              critic_calls_backward),
+    rewrites=(critic_loss_with_no_grad, critic_loss_float32))

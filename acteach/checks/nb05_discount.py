@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from acteach.advantages import td_advantage
 from acteach.checks._core import (Case, Checker, Mistake, against, as_array, recognise, run_cases,
@@ -103,6 +104,26 @@ def td_from_scratch(rew, value, next_value, terminated, truncated, mask, gamma):
     return np.where(mask, rew + gamma * future - value, 0.0)
 
 
+def td_float32(rew, value, next_value, terminated, truncated, mask, gamma):
+    """A correct solution in float32."""
+    rew, value, next_value = (np.asarray(x, dtype=np.float32) for x in (rew, value, next_value))
+    return np.where(mask, rew + np.float32(gamma) * np.where(terminated, 0, next_value) - value,
+                    np.float32(0))
+
+
+def td_torch(rew, value, next_value, terminated, truncated, mask, gamma):
+    """A correct solution in torch, returning a tensor."""
+    rew, value, next_value, terminated, mask = map(
+        torch.as_tensor, (rew, value, next_value, terminated, mask))
+    return torch.where(mask, rew + gamma * (~terminated) * next_value - value, 0.0)
+
+
+def td_zeroes_next_value_in_place(rew, value, next_value, terminated, truncated, mask, gamma):
+    """Right values, but the caller's next_value is zeroed where terminated."""
+    next_value[terminated] = 0.0
+    return np.where(mask, rew + gamma * next_value - value, 0.0)
+
+
 def _td(rew, value, next_value, cut, mask, gamma):
     return np.where(mask, rew + gamma * np.where(cut, 0.0, next_value) - value, 0.0)
 
@@ -145,5 +166,6 @@ DISCOUNTED_TD_ADVANTAGE = Checker(
         ("td_returns_a_list",
          lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te, m, g).tolist(),
          "expected an array, got list"),
-    ]),
-    rewrites=(td_from_scratch,))
+    ]) + (Mistake(td_zeroes_next_value_in_place,
+                  "your function changed its argument `next_value` in place"),),
+    rewrites=(td_from_scratch, td_float32, td_torch))

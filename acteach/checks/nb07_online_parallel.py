@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
-from acteach.checks._core import (Case, Checker, CheckFailed, compare, mistake, run_cases, show,
-                                  stub)
+from acteach.checks._core import (Case, Checker, CheckFailed, as_array, compare, is_bool, mistake,
+                                  run_cases, show, stub)
 
 
 def _vector_env_flags(rng: np.random.Generator, T: int, N: int, end_prob: float
@@ -59,27 +60,40 @@ def _valid_steps_hint(args: tuple, got_mask: np.ndarray) -> str:
 
 def _judge_valid_steps(case: Case, got: Any) -> None:
     args, call = case.args, case.call
-    if not isinstance(got, tuple) or len(got) != 2:
-        raise CheckFailed(f"{call}: expected a pair (mask, autoreset), got "
-                          f"{type(got).__name__}")
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise CheckFailed(f"{call}: expected a pair (mask, autoreset), a tuple or a list of "
+                          f"two, got {type(got).__name__}"
+                          + (f" of {len(got)}" if isinstance(got, (tuple, list)) else ""))
     mask, carry = reference(*args)
-    got_mask = np.asarray(got[0])
-    hint = _valid_steps_hint(args, got_mask.astype(bool)) if got_mask.shape == mask.shape \
-        else ""
+    got_mask, got_carry = as_array(got[0]), as_array(got[1])
+    hint = _valid_steps_hint(args, np.asarray(got_mask).astype(bool)) \
+        if np.shape(got_mask) == mask.shape else ""
     if len(args[0]) <= 6:
         call += (f"\n  terminated.T = {show(args[0].T.astype(int))}, truncated.T = "
                  f"{show(args[1].T.astype(int))}, autoreset = {show(args[2].astype(int))}")
-    compare(f"{call}\n  mask", mask.astype(float), got_mask.astype(float), hint=hint)
+    compare(f"{call}\n  mask", mask.astype(float), np.asarray(got_mask).astype(float),
+            hint=hint)
     compare(f"{call}\n  autoreset returned", carry.astype(float),
-            np.asarray(got[1]).astype(float),
+            np.asarray(got_carry).astype(float),
             hint="return the autoreset flags after the last step: True where the last "
                  "step was valid and ended an episode")
+    for name, x in (("mask", got_mask), ("autoreset", got_carry)):
+        if not is_bool(x):
+            dtype = x.dtype if isinstance(x, torch.Tensor) else np.asarray(x).dtype
+            raise CheckFailed(
+                f"{call}\n  {name}: the values agree, but its dtype is {dtype}: expected a "
+                f"bool array, got {dtype} 0/1 values\n  hint: indexing with a 0/1 integer "
+                "array picks rows 0 and 1 (x[mask] is x[[0, 1, 1, ...]]), not the valid steps, "
+                "and ~ on it gives -1 and -2: build it as a bool array (np.zeros(shape, "
+                "dtype=bool), or comparisons such as done & ~autoreset), or convert with "
+                ".astype(bool)")
 
 
 def check_valid_steps(fn: Callable) -> None:
-    """Exercise 7.1: fn(terminated, truncated, autoreset) must return (mask, autoreset) as
-    `acteach.actor_critic.valid_steps` does, on hand-worked and random next-step-autoreset
-    rollouts."""
+    """Exercise 7.1: fn(terminated, truncated, autoreset) must return the pair (mask, autoreset)
+    (a tuple or a list; bool arrays, numpy or torch) as `acteach.actor_critic.valid_steps`
+    does, on hand-worked and random next-step-autoreset rollouts; a 0/1 integer mask with the
+    right values is refused (it indexes rows 0 and 1, not the valid steps)."""
     cases = [Case(f"valid_steps(terminated, truncated, autoreset) on {label}", args)
              for label, args in _valid_steps_cases(np.random.default_rng(7))]
     run_cases("valid_steps", fn, cases, _judge_valid_steps)
@@ -125,8 +139,44 @@ def valid_steps_shifted_without_carry(terminated, truncated, autoreset):
     return mask, done[-1]
 
 
+@mistake("the values agree, but its dtype is int64: expected a bool array")
+def valid_steps_int_mask(terminated, truncated, autoreset):
+    mask = np.zeros(terminated.shape, dtype=int)        # 0/1, not bool
+    for t in range(len(terminated)):
+        mask[t] = ~autoreset
+        autoreset = (terminated[t] | truncated[t]) & (mask[t] == 1)
+    return mask, autoreset
+
+
+@mistake("your function changed its argument `autoreset` in place")
+def valid_steps_updates_autoreset_in_place(terminated, truncated, autoreset):
+    mask = np.zeros(terminated.shape, dtype=bool)
+    for t in range(len(terminated)):
+        mask[t] = ~autoreset
+        autoreset[:] = (terminated[t] | truncated[t]) & mask[t]   # the caller's array
+    return mask, autoreset
+
+
+def valid_steps_as_a_list(terminated, truncated, autoreset):
+    """A correct solution returning the pair as a list."""
+    return list(reference(terminated, truncated, autoreset))
+
+
+def valid_steps_torch(terminated, truncated, autoreset):
+    """A correct solution in torch: bool tensors, shifted done flags instead of a loop."""
+    done = torch.as_tensor(terminated) | torch.as_tensor(truncated)
+    ended = torch.as_tensor(autoreset)
+    mask = torch.empty_like(done)
+    for t in range(len(done)):
+        mask[t] = ~ended
+        ended = done[t] & mask[t]
+    return mask, ended
+
+
 VALID_STEPS = Checker(
     check_valid_steps, reference, stub("valid_steps", "7.1"),
     mistakes=(valid_steps_masks_the_done_step, valid_steps_ignores_incoming_autoreset,
               valid_steps_ignores_truncation, valid_steps_returns_the_input_autoreset,
-              valid_steps_shifted_without_carry))
+              valid_steps_shifted_without_carry, valid_steps_int_mask,
+              valid_steps_updates_autoreset_in_place),
+    rewrites=(valid_steps_as_a_list, valid_steps_torch))

@@ -12,8 +12,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from acteach.checks._core import (Case, CheckFailed, Checker, Mistake, compare, recognise,
-                                  named, run_cases, show, stub)
+from acteach.checks._core import (Case, CheckFailed, Checker, Mistake, compare, named, nonfinite,
+                                  recognise, run_cases, show, stub)
 
 Q_TARGET_ARGUMENTS = ("rew", "next_obs", "next_act", "terminated", "truncated", "gamma", "alpha")
 
@@ -195,6 +195,7 @@ def _judge_q_target(fn: Callable, case: Case, got: Any) -> None:
                           + shape_hint)
     expected = q_target(policy, twin_q, c["rew"], c["next_obs"], c["terminated"],
                         c["gamma"], c["alpha"], torch.Generator().manual_seed(seed))
+    nonfinite(call, expected.numpy(), got.detach().to(torch.float64).numpy())
     if not _same(got, expected):
         compare(call, expected.numpy().astype(np.float64),
                 got.detach().to(torch.float64), atol=1e-4,
@@ -259,6 +260,37 @@ def _planted(name, fresh=True, no_grad=True, terminal_mask=True, truncation_term
     return named(name, q_target)
 
 
+def q_target_nan_at_saturated_actions(policy, target_critic, rew, next_obs, next_act,
+                                      terminated, truncated, gamma, alpha, generator=None):
+    """log pi written by hand is -inf where an action saturates (log(1 - tanh^2) = log 0),
+    here wherever |a'| > 0.5, and multiplying by 1 - terminated turns 0 * inf into NaN."""
+    with torch.no_grad():
+        act, logp = policy.sample(next_obs, generator)
+        logp = torch.where(act.abs().amax(dim=-1) > 0.5, -torch.inf, logp)
+        soft = target_critic(next_obs, act).min(dim=0).values - alpha * logp
+        return rew + gamma * (~terminated) * soft
+
+
+def q_target_adds_into_rew(policy, target_critic, rew, next_obs, next_act, terminated,
+                           truncated, gamma, alpha, generator=None):
+    """Right values, but y is rew itself, added to in place."""
+    with torch.no_grad():
+        act, logp = policy.sample(next_obs, generator)
+        soft = target_critic(next_obs, act).min(dim=0).values - alpha * logp
+        y = rew
+        y += gamma * torch.where(terminated, 0.0, soft)
+        return y
+
+
+def q_target_float64(policy, target_critic, rew, next_obs, next_act, terminated, truncated,
+                     gamma, alpha, generator=None):
+    """A correct solution that returns float64."""
+    with torch.no_grad():
+        act, logp = policy.sample(next_obs, generator)
+        soft = target_critic(next_obs, act).amin(dim=0).double() - alpha * logp.double()
+        return rew.double() + gamma * (~terminated).double() * soft
+
+
 Q_TARGET = Checker(
     check_q_target, reference, stub("q_target", "8.1"),
     mistakes=(Mistake(_planted("buffer_next_action", fresh=False),
@@ -276,5 +308,8 @@ Q_TARGET = Checker(
               Mistake(_planted("first_critic_only", combine="first"),
                       "only the first critic is used"),
               Mistake(_planted("no_gamma", use_gamma=False), "gamma = 0.5 is missing"),
-              Mistake(_planted("global_rng", use_generator=False), "passing the generator")),
-    rewrites=(_planted("q_target_rewrite"),))
+              Mistake(_planted("global_rng", use_generator=False), "passing the generator"),
+              Mistake(q_target_nan_at_saturated_actions, "the result holds NaN"),
+              Mistake(q_target_adds_into_rew,
+                      "your function changed its argument `rew` in place")),
+    rewrites=(_planted("q_target_rewrite"), q_target_float64))

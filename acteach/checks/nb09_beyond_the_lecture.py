@@ -184,6 +184,29 @@ def _planted(name: str, **mistake) -> Callable:
     return named(name, wrong)
 
 
+def gae_zeroes_padding_in_place(rew, value, next_value, terminated, truncated, mask, gamma,
+                                lam):
+    """Right values, but the caller's garbage rewards and values are zeroed in place."""
+    rew[~mask] = 0.0
+    value[~mask] = 0.0
+    return gae_by_loop(rew, value, next_value, terminated, truncated, mask, gamma, lam)
+
+
+def gae_float32(rew, value, next_value, terminated, truncated, mask, gamma, lam):
+    """A correct solution computed in float32 throughout."""
+    f32 = np.float32
+    mask = np.asarray(mask, dtype=bool)
+    rew, value, next_value = (np.where(mask, x, 0).astype(f32) for x in (rew, value, next_value))
+    delta = rew + f32(gamma) * np.where(terminated, f32(0), next_value) - value
+    last_valid = ~np.vstack([mask[1:], np.zeros((1, mask.shape[1]), dtype=bool)])
+    goes_on = ~(np.asarray(terminated) | np.asarray(truncated) | last_valid | ~mask)
+    adv = np.zeros_like(delta)
+    for t in reversed(range(len(delta))):
+        following = adv[t + 1] if t + 1 < len(delta) else f32(0)
+        adv[t] = delta[t] + f32(gamma * lam) * np.where(goes_on[t], following, f32(0))
+    return np.where(mask, adv, f32(0))
+
+
 GAE = Checker(
     check_gae, reference, stub("gae", "9.1"),
     mistakes=(Mistake(_planted("gae_no_cut_at_truncation", cut_at_truncation=False),
@@ -195,5 +218,7 @@ GAE = Checker(
                       "truncated step still bootstraps"),
               Mistake(_planted("gae_forgets_lam", use_lam=False), "lam = 0.5 is missing"),
               Mistake(_planted("gae_forward_recursion", backward=False), "backwards in time"),
-              Mistake(_planted("gae_ignores_mask", use_mask=False), "masked steps")),
-    rewrites=(gae_by_loop,))
+              Mistake(_planted("gae_ignores_mask", use_mask=False), "masked steps"),
+              Mistake(gae_zeroes_padding_in_place,
+                      "your function changed its argument `rew` in place")),
+    rewrites=(gae_by_loop, gae_float32))
