@@ -3,9 +3,16 @@ argument and what was expected. Checks of an object the library defines (logits 
 a Batch) live beside it; the checks of plain numbers, flags and arrays live here."""
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import numbers
+from typing import Any
 
 import numpy as np
+
+#: The most memory one array may take before it is refused (by name) instead of letting numpy
+#: raise a bare MemoryError, or the machine swap: 4 GiB.
+MAX_BYTES = 4 * 2**30
 
 
 def check_shape(name: str, x: np.ndarray, shape: tuple, meaning: str) -> None:
@@ -53,7 +60,7 @@ def check_real(name: str, x: object, bound: str = "any") -> None:
     """x a finite real number: bound "positive" (> 0), "nonnegative" (>= 0) or "any"."""
     ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
     if not ok or (bound == "positive" and x <= 0) or (bound == "nonnegative" and x < 0):
-        what = {"positive": "a positive number", "nonnegative": "a number >= 0",
+        what = {"positive": "a finite number > 0", "nonnegative": "a finite number >= 0",
                 "any": "a finite number"}[bound]
         raise ValueError(f"{name}: expected {what}, got {x!r}")
 
@@ -72,10 +79,86 @@ def check_integer(name: str, x: object) -> None:
         raise ValueError(f"{name}: expected an integer, got {x!r}")
 
 
-def check_seed(seed: object) -> None:
+def check_seed(seed: object, name: str = "seed") -> None:
     """seed: an integer >= 0 (not a bool), as numpy's and torch's generators take."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+        raise ValueError(f"{name}: expected an integer >= 0, got {seed!r}")
+
+
+def as_rng(rng: object, name: str = "rng") -> np.random.Generator:
+    """A numpy Generator from `rng`: a Generator (returned as it is, so draws continue from its
+    state) or an integer seed >= 0 (a fresh `np.random.default_rng(seed)`). Anything else, None
+    included (a run must be reproducible), is a ValueError naming the argument."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral) or rng < 0:
+        raise ValueError(f"{name}: expected a numpy Generator (np.random.default_rng(seed)) or "
+                         f"an integer seed >= 0, got {rng!r}")
+    return np.random.default_rng(int(rng))
+
+
+def check_size(name: str, n_elements: float, itemsize: int = 8, what: str = "") -> None:
+    """Refuse, before allocating, an array of n_elements items of itemsize bytes that would take
+    more than MAX_BYTES; the message names the argument and the size asked for."""
+    need = float(n_elements) * itemsize
+    if need > MAX_BYTES:
+        raise ValueError(f"{name}: {what + ' ' if what else ''}would need {need / 2**30:,.1f} GiB "
+                         f"({n_elements:,.0f} numbers), more than the {MAX_BYTES // 2**30} GiB "
+                         "allowed; use a smaller size")
+
+
+def check_array(name: str, x: object, ndim: int | None = None, meaning: str = "") -> np.ndarray:
+    """x as a float64 array of finite numbers (NaN/inf, strings, objects and bools refused);
+    ndim: the number of axes expected (meaning: the shape in words, e.g. "(T, N)")."""
+    if hasattr(x, "detach") and hasattr(x, "numpy"):         # a torch tensor, maybe with grad
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
+        raise ValueError(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} axes {meaning}, got shape {arr.shape}")
+    check_finite(name, arr)
+    return arr
+
+
+def check_same_shape(name: str, x: object, other: str, shape: tuple) -> None:
+    """x must have the shape of `other` exactly (no broadcasting)."""
+    if np.shape(x) != tuple(shape):
+        raise ValueError(f"{name}: expected the shape of {other}, {tuple(shape)}, got "
+                         f"{np.shape(x)}")
+
+
+class StrictConfig:
+    """A config dataclass that refuses unknown attribute names, also after construction
+    (`config.lr_actr = 1e-2` is a TypeError naming lr_actr, with the closest field), and checks
+    every field again when one is set (`validate()`; a bad value is refused and the old kept).
+    A subclass defines `validate()`; `__post_init__` calls it."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+        object.__setattr__(self, "_ready", True)
+
+    def validate(self) -> None:          # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        fields = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise TypeError(f"{name}: {type(self).__name__} has no field {name!r}{hint} "
+                            f"(fields: {', '.join(fields)})")
+        if not self.__dict__.get("_ready", False):
+            object.__setattr__(self, name, value)
+            return
+        old = getattr(self, name)
+        object.__setattr__(self, name, value)
+        try:
+            self.validate()
+        except Exception:
+            object.__setattr__(self, name, old)
+            raise
 
 
 def check_flag(name: str, x: object) -> None:

@@ -97,7 +97,13 @@ def bootstrapped_return(rew: np.ndarray, next_value: np.ndarray, terminated: np.
 def episode_ends(terminated: np.ndarray, truncated: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Where the return stops collecting rewards of this column: a terminated or truncated step,
     or the last valid step before a masked one (the end of the rollout, or the step before a
-    vector env's autoreset step). All (T, N) bool -> (T, N) bool, False where mask is False."""
+    vector env's autoreset step). All (T, N) bool (or 0/1) -> (T, N) bool, False where mask
+    is False: a mask to index with, never integers that would fancy-index."""
+    mask = check_flags("mask", mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask: expected a (T, N) array, got shape {mask.shape}")
+    terminated = check_flags("terminated", terminated, mask.shape, "the shape of mask")
+    truncated = check_flags("truncated", truncated, mask.shape, "the shape of mask")
     following = np.vstack([mask[1:], np.zeros((1, mask.shape[1]), dtype=bool)])
     return mask & (terminated | truncated | ~following)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_positive_int, check_seed
 from acteach.actor_critic import A2CConfig, a2c_losses, rollout
 from acteach.nets import CategoricalPolicy, ValueNet
 from acteach.sampling import Batch, make_envs
@@ -99,6 +99,7 @@ def gradient_interference(policy: CategoricalPolicy, critic: ValueNet, config: A
     envs x config.n_steps steps (the losses of `a2c_losses` with config's target, gamma,
     normalize_adv and ent_coef), the networks frozen: nothing is updated. Envs reset with
     `seed`, actions sampled with a generator seeded by it."""
+    check_seed(seed)
     check_positive_int("n_rollouts", n_rollouts)
     trunk_parameters(policy, critic)                          # refuse separate networks early
     envs = make_envs(config.env_id, config.n_envs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_array, check_flag, check_positive_int
 
 
 def subtract_baseline(ret: np.ndarray, baseline: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -29,6 +29,8 @@ def batch_mean_baseline(returns: np.ndarray, group_size: int,
     g - 1 returns, independent of tau_n, so unbiased (b = 0 when g = 1). -> (N,).
     """
     check_positive_int("group_size", group_size)
+    check_flag("leave_one_out", leave_one_out)
+    returns = check_array("returns", returns, 1, "(N,)")
     if len(returns) % group_size:
         raise ValueError(f"group_size: {group_size} does not divide the {len(returns)} returns")
     groups = returns.reshape(-1, group_size)

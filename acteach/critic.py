@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from acteach._validate import (
+    StrictConfig,
     check_finite,
     check_flags,
     check_gamma,
@@ -65,7 +66,7 @@ TARGETS = ("monte_carlo", "bootstrapped", "full_gradient")
 
 
 @dataclass
-class FitConfig:
+class FitConfig(StrictConfig):
     """How to fit a critic: the target, and the minibatch updates."""
 
     target: str = "bootstrapped"
@@ -81,7 +82,9 @@ class FitConfig:
     seed: int = 0
     """Seeds the minibatch draws, so a fixed seed and initial critic give the same fit."""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field (also run when a field is set; an
+        unknown field name is a TypeError: `StrictConfig`)."""
         if self.target not in TARGETS:
             raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
         check_positive_int("steps", self.steps)
@@ -391,6 +394,8 @@ def _td_terms(value_net: nn.Module, obs, rew, next_obs, terminated, mask, gamma:
     if done.dtype != torch.bool:
         done = done != 0
     r = _masked("rew", rew, mask).to(value.dtype)
+    if not bool(torch.isfinite(r).all()):
+        raise ValueError("rew: expected finite numbers on the valid steps, got NaN or inf")
     target = r + gamma * torch.where(done, torch.zeros_like(next_value), next_value)
     return value, target
 
@@ -434,6 +439,8 @@ def fit_value_net(value_net: nn.Module, batch: Batch, config: FitConfig,
         raise ValueError("batch: expected at least one valid step, got none")
     data = {"obs": batch.obs[m], "rew": batch.rew[m], "next_obs": batch.next_obs[m],
             "terminated": batch.terminated[m]}
+    for name in ("obs", "rew", "next_obs"):
+        check_finite(f"batch.{name}", np.asarray(data[name], dtype=float))
     if config.target == "monte_carlo":
         with torch.no_grad():
             next_value = _predict(value_net, batch.next_obs)

@@ -52,8 +52,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acteach._validate import check_discount_option, check_lam, check_positive_int
-from acteach.estimators import GradientStats, estimates_from_batch, score_weighted_sums, summarize
+from acteach._validate import as_rng, check_discount_option, check_lam, check_positive_int
+from acteach.estimators import (GradientStats, estimates_from_batch, expected_counts,
+                                score_weighted_sums, summarize)
 from acteach.returns import discounts
 from acteach.sampling import Batch
 from acteach.tabular import (
@@ -351,12 +352,17 @@ def control_variate_statistics(mdp: TabularMDP, logits: np.ndarray, n_trajectori
                                discount_option: int = 2) -> GradientStats:
     """Bias, variance and MSE of the control variate estimator against exact_policy_gradient
     (for option 2; under option 1 the bias includes option 1's own), as `gradient_statistics`."""
+    rng = as_rng(rng)
     check_positive_int("n_trajectories", n_trajectories)
     check_positive_int("n_repeats", n_repeats)
+    if n_repeats < 2:
+        raise ValueError(f"n_repeats: expected at least 2 repeats (a variance needs 2 "
+                         f"estimates), got {n_repeats}")
     batch = sample_trajectories(mdp, logits, n_trajectories * n_repeats, rng)
     est = control_variate_estimates(mdp, logits, batch, n_trajectories, q_hat, discount_option)
     return summarize("control_variate", est, exact_policy_gradient(mdp, logits), n_trajectories,
-                     steps_per_estimate=batch.n_steps / n_repeats)
+                     steps_per_estimate=batch.n_steps / n_repeats,
+                     counts=expected_counts(mdp, logits, n_trajectories * n_repeats))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ from typing import Sequence
 
 import numpy as np
 
-from acteach._validate import check_discount_option, check_flags, check_gamma, check_positive_int
+from acteach._validate import (check_discount_option, check_flags, check_gamma, check_positive_int,
+                               check_seed)
 from acteach.advantages import td_advantage
 from acteach.tabular import (
     TabularMDP,
@@ -109,6 +110,7 @@ def road_mdp(length: int = 40, setback: float = 0.3, gamma: float = 1.0, seed: i
     own reward and at most a delay, so a discounted advantage hardly differs from an
     undiscounted one; but the states are visited at very different times (state s around t = s).
     """
+    check_seed(seed)
     check_positive_int("length", length)
     if not 0.0 <= setback < 1.0:
         raise ValueError(f"setback: expected a probability in [0, 1), got {setback}")

@@ -24,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from acteach._validate import check_discount_option, check_positive_int, check_unit_interval
+from acteach._validate import (as_rng, check_discount_option, check_finite, check_positive_int,
+                               check_flag, check_shape, check_size, check_unit_interval)
 from acteach.advantages import gae, n_step_return, td_advantage
 from acteach.baselines import batch_mean_baseline, optimal_constant_baseline, subtract_baseline
 from acteach.q_values import exact_q_weights, mc_q_estimate, time_indexed
@@ -38,6 +39,7 @@ from acteach.tabular import (
     row_cosines,
     sample_trajectories,
     softmax_policy,
+    state_occupancy,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -242,9 +244,11 @@ def baseline_v_weights(batch: Batch, ctx: Context, value, discount_option: int) 
         if ctx.mdp is None or table.shape != (ctx.mdp.n_states,):
             raise ValueError(f"value: expected a table (S,) of V(s) for a tabular MDP, or a "
                              f"function of the observations; got shape {table.shape}")
+        check_finite("value", table)
         v = table[batch.obs]
     if v.shape != batch.mask.shape:
         raise ValueError(f"value: expected values of shape {batch.mask.shape} (T, N), got {v.shape}")
+    check_finite("value", np.where(batch.mask, v, 0.0))
     ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
     return _discount_option(subtract_baseline(ret, np.asarray(v), batch.mask), ctx.gamma,
                             discount_option)
@@ -366,6 +370,7 @@ def estimates_from_batch(mdp: TabularMDP, logits: np.ndarray, batch: Batch, meth
     """Split a batch into R = batch size // n_trajectories estimates of n_trajectories each
     (trajectory n belongs to estimate n // n_trajectories; leftovers are unused).
     -> estimates (R, S, A), and the environment steps spent beyond the batch (extra rollouts)."""
+    rng = None if rng is None else as_rng(rng)
     check_positive_int("n_trajectories", n_trajectories)
     logits = check_logits(mdp, logits)
     n_repeats = batch.mask.shape[1] // n_trajectories
@@ -389,8 +394,12 @@ def sample_estimates(mdp: TabularMDP, logits: np.ndarray, method: str, n_traject
     """n_repeats independent estimates, each from n_trajectories fresh trajectories, sampled
     in one batch. -> estimates (n_repeats, S, A) and the environment steps per estimate
     (the trajectories plus any extra rollouts)."""
+    rng = as_rng(rng)
     check_positive_int("n_trajectories", n_trajectories)
     check_positive_int("n_repeats", n_repeats)
+    check_size("n_repeats" if n_repeats > 1 else "n_trajectories",
+               12.0 * n_trajectories * n_repeats, 8,
+               f"{n_trajectories:,} x {n_repeats:,} trajectories")
     batch = sample_trajectories(mdp, logits, n_trajectories * n_repeats, rng)
     estimates, extra = estimates_from_batch(mdp, logits, batch, method, n_trajectories, rng,
                                             **options)
@@ -401,6 +410,7 @@ def estimate_gradient(mdp: TabularMDP, logits: np.ndarray, n_trajectories: int, 
                       rng: np.random.Generator, **options) -> np.ndarray:
     """g_hat = (1/N) sum_n sum_t grad log pi(a_t|s_t) * w_t from N = n_trajectories fresh
     trajectories, w given by `method` (see `METHODS`). -> (S, A), the shape of logits."""
+    rng = as_rng(rng)
     estimates, _ = sample_estimates(mdp, logits, method, n_trajectories, 1, rng, **options)
     return estimates[0]
 
@@ -433,16 +443,34 @@ class GradientStats:
     mse: float
     mse_se: float
     steps_per_estimate: float
+    counts: np.ndarray | None = None
 
     @property
     def n_repeats(self) -> int:
         return len(self.estimates)
 
     @property
+    def judged(self) -> np.ndarray:
+        """(*shape) bool: the components `max_bias_z` judges: a standard error > 0 and, when
+        `counts` is known (tabular), both sides of the component expected at least
+        MIN_EXPECTED_COUNT times over all the trajectories."""
+        ok = self.bias_se > 0
+        if self.counts is not None:
+            ok = ok & (self.counts >= MIN_EXPECTED_COUNT)
+        return ok
+
+    @property
     def max_bias_z(self) -> float:
-        """The largest |bias| / standard error over the components: ~N(0, 1) each if unbiased."""
-        se = self.bias_se.ravel()
-        z = np.abs(self.bias.ravel())[se > 0] / se[se > 0]
+        """The largest |bias| / standard error over the judged components (`judged`): ~N(0, 1)
+        each if unbiased; compare with `pure_noise_max_z(judged.sum())`.
+
+        A component (s, a) whose action a (or whose every other action) is so rare in s that
+        it is seldom or never sampled is left out: its standard error, estimated from the
+        samples, misses the rare draws and collapses, and an unbiased estimator would show a
+        huge z (a false alarm: z = 29 on gridworld_mdp() with logits N(0, 1) x 3, where
+        |bias| / noise_floor = 0.63)."""
+        ok = self.judged.ravel()
+        z = np.abs(self.bias.ravel())[ok] / self.bias_se.ravel()[ok]
         return float(z.max()) if z.size else 0.0
 
     def row(self) -> dict:
@@ -452,14 +480,45 @@ class GradientStats:
                 "variance SE": self.variance_se, "MSE": self.mse, "MSE SE": self.mse_se}
 
 
+#: A component (s, a) of a tabular gradient enters `GradientStats.max_bias_z` only if, over all
+#: the R x N trajectories behind the estimates, both "a taken in s" and "another action taken
+#: in s" are expected at least this often (`expected_counts`). With 30, an unbiased estimator
+#: on sharp policies exceeds the 99% pure-noise level about as often as pure noise does
+#: (tests/test_estimators.py: the false-alarm rate).
+MIN_EXPECTED_COUNT = 30.0
+
+
+def expected_counts(mdp: TabularMDP, logits: np.ndarray, n_episodes: int) -> np.ndarray:
+    """(S, A): over n_episodes trajectories, how often the rarer side of gradient component
+    (s, a) is expected to be sampled: min(E[# times a taken in s], E[# times another action
+    taken in s]). The visits are `state_occupancy` without a discount (with gamma where the
+    episodes need not end: a lower bound, since sampling runs to the discount tail)."""
+    pi = softmax_policy(check_logits(mdp, logits))
+    check_positive_int("n_episodes", n_episodes)
+    try:
+        visits = state_occupancy(mdp, logits, discount=1.0)
+    except ValueError:                               # a continuing MDP: count with gamma
+        visits = state_occupancy(mdp, logits)
+    if visits.ndim == 2:
+        visits = visits.sum(axis=0)
+    taken = n_episodes * visits[:, None] * pi
+    return np.minimum(taken, n_episodes * visits[:, None] - taken)
+
+
 def summarize(method: str, estimates: np.ndarray, reference: np.ndarray, n_trajectories: int,
-              steps_per_estimate: float = float("nan")) -> GradientStats:
-    """Bias, variance and MSE with standard errors of R estimates (R, *shape) against reference."""
+              steps_per_estimate: float = float("nan"), counts: np.ndarray | None = None
+              ) -> GradientStats:
+    """Bias, variance and MSE with standard errors of R estimates (R, *shape) against reference.
+    counts: (*shape) `expected_counts` of the R x N trajectories (tabular), so that
+    `max_bias_z` leaves out the components too rare to judge; None = judge every component."""
+    estimates = np.asarray(estimates, dtype=float)
     R = len(estimates)
     if R < 2:
         raise ValueError(f"estimates: need at least 2 estimates for a variance, got {R}")
     if estimates.shape[1:] != np.shape(reference):
         raise ValueError(f"reference: expected shape {estimates.shape[1:]}, got {np.shape(reference)}")
+    check_finite("estimates", estimates)
+    check_finite("reference", reference)
     flat, ref = estimates.reshape(R, -1), np.ravel(reference)
     mean = flat.mean(axis=0)
     spread = ((flat - mean) ** 2).sum(axis=1) * R / (R - 1)    # unbiased per-estimate spread
@@ -474,7 +533,8 @@ def summarize(method: str, estimates: np.ndarray, reference: np.ndarray, n_traje
         bias_norm=float(np.linalg.norm(mean - ref)), noise_floor=float(np.sqrt(variance / R)),
         variance=variance, variance_se=float(spread.std(ddof=1) / np.sqrt(R)),
         mse=float(error.mean()), mse_se=float(error.std(ddof=1) / np.sqrt(R)),
-        steps_per_estimate=steps_per_estimate)
+        steps_per_estimate=steps_per_estimate,
+        counts=None if counts is None else np.asarray(counts, dtype=float).reshape(shape))
 
 
 def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_trajectories: int,
@@ -487,12 +547,22 @@ def gradient_statistics(mdp: TabularMDP, logits: np.ndarray, method: str, n_traj
     of the MDP's (discounted) objective. To ask another question, pass another exact vector, e.g.
     the gradient of the undiscounted objective, or the expectation of discount option 1
     (`acteach.discount`)."""
+    rng = as_rng(rng)
+    check_positive_int("n_repeats", n_repeats)
+    if n_repeats < 2:
+        raise ValueError(f"n_repeats: expected at least 2 repeats (a variance needs 2 "
+                         f"estimates), got {n_repeats}")
+    if reference is not None:
+        reference = np.asarray(reference, dtype=float)
+        check_shape("reference", reference, np.shape(logits), "(S, A), the shape of logits")
+        check_finite("reference", reference)
     estimates, steps = sample_estimates(mdp, logits, method, n_trajectories, n_repeats, rng,
                                         **options)
     if reference is None:
         reference = exact_policy_gradient(mdp, logits)
     return summarize(method, estimates, np.asarray(reference, dtype=float), n_trajectories,
-                     steps_per_estimate=steps)
+                     steps_per_estimate=steps,
+                     counts=expected_counts(mdp, logits, n_trajectories * n_repeats))
 
 
 def pure_noise_max_z(n_components: int, quantile: float = 0.999) -> float:
@@ -554,6 +624,7 @@ class GradientPool:
 
     def __init__(self, mdp: TabularMDP, logits: np.ndarray, batch: Batch,
                  rng: np.random.Generator | None = None) -> None:
+        rng = None if rng is None else as_rng(rng)
         self.mdp, self.logits, self.batch, self.rng = mdp, check_logits(mdp, logits), batch, rng
         self.size = batch.mask.shape[1]
         self._ends: dict[str, tuple[np.ndarray, ...]] = {}
@@ -563,7 +634,9 @@ class GradientPool:
     def sample(cls, mdp: TabularMDP, logits: np.ndarray, size: int,
                rng: np.random.Generator) -> GradientPool:
         """A pool of `size` fresh trajectories; rng samples them, then serves the weights."""
+        rng = as_rng(rng)
         check_positive_int("size", size)
+        check_size("size", 12.0 * size, 8, f"a pool of {size:,} trajectories")
         return cls(mdp, logits, sample_trajectories(mdp, logits, size, rng), rng)
 
     def add(self, label: str, method: str, critics: tuple[np.ndarray, np.ndarray] | None = None,
@@ -576,6 +649,10 @@ class GradientPool:
         if method in METHODS and METHODS[method].batch_dependent:
             raise ValueError(f"method: {method!r} uses the whole batch; a pool regroups "
                              "per-trajectory gradients of weights of one trajectory only")
+        check_flag("by_length", by_length)
+        if label in self._ends:
+            raise ValueError(f"label: {label!r} is already taken in this pool; give each "
+                             "weight a label of its own")
         ends = []
         for value in (None,) if critics is None else critics:
             more = options if value is None else {**options, "value": value}
@@ -616,7 +693,9 @@ class GradientPool:
         `name` (default: the label)."""
         return summarize(label if name is None else name,
                          self.estimates(label, n_trajectories, alpha), reference, n_trajectories,
-                         self.steps_per_estimate(label, n_trajectories))
+                         self.steps_per_estimate(label, n_trajectories),
+                         expected_counts(self.mdp, self.logits,
+                                         self.size // n_trajectories * n_trajectories))
 
 
 def _length_chunks(batch: Batch, quantiles: tuple[float, ...] = (0.5, 0.8, 0.95)

@@ -75,6 +75,20 @@ def _obs_tensor(obs: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
     return as_tensor(obs, dtype if is_float else torch.long)
 
 
+def _actions(act: ArrayLike) -> torch.Tensor:
+    """Discrete actions as int64 indices; a float (or bool) array is refused, never truncated
+    (0.5 would silently become action 0). A dtype check only: it also runs under vmap."""
+    if isinstance(act, torch.Tensor):
+        dtype, ok = act.dtype, not (act.is_floating_point() or act.is_complex()
+                                    or act.dtype == torch.bool)
+    else:
+        act = np.asarray(act)
+        dtype, ok = act.dtype, act.dtype.kind in "iu"
+    if not ok:
+        raise ValueError(f"act: expected integer action indices, got dtype {dtype}")
+    return as_tensor(act, torch.long)
+
+
 class CategoricalPolicy(nn.Module):
     """pi(a | s) = softmax(logits(obs))[a] over A discrete actions; the logits come from an MLP.
 
@@ -109,7 +123,7 @@ class CategoricalPolicy(nn.Module):
         Written with log_softmax + gather (no distribution object), so it runs under vmap.
         """
         logits = self.logits(obs)
-        act = as_tensor(act, torch.long)
+        act = _actions(act)
         if tuple(act.shape) != tuple(logits.shape[:-1]):
             raise ValueError(
                 f"act: expected shape {tuple(logits.shape[:-1])} (obs without its last axis), "
@@ -122,7 +136,7 @@ class CategoricalPolicy(nn.Module):
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log pi(act | obs), entropy of pi(. | obs)) from one forward pass: (...) each."""
         logp_all = torch.log_softmax(self.logits(obs), dim=-1)                  # (..., A)
-        act = as_tensor(act, torch.long)
+        act = _actions(act)
         if tuple(act.shape) != tuple(logp_all.shape[:-1]):
             raise ValueError(f"act: expected shape {tuple(logp_all.shape[:-1])} (obs without "
                              f"its last axis), got {tuple(act.shape)}")

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acteach._validate import check_gamma, check_positive_int
+from acteach._validate import as_rng, check_gamma, check_positive_int
 from acteach.critic import batch_fixed_point, check_table_mdp, transitions
 from acteach.estimators import score_weighted_sums
 from acteach.sampling import Batch
@@ -293,6 +293,7 @@ def corrected_gradient_samples(mdp: TabularMDP, logits: np.ndarray, buffer: Batc
     """One corrected gradient per trajectory n of the buffer, each old action replaced by a
     FRESH a^pi_t ~ pi(.|s_t):  g_n = sum_t gamma^t grad log pi(a^pi_t|s_t) Q(s_t, a^pi_t).
     q: (S, A). -> (N, S, A); the mean over n estimates `corrected_actor_gradient` without bias."""
+    rng = as_rng(rng)
     pi = softmax_policy(check_logits(mdp, logits))
     u = rng.random(buffer.obs.shape)
     fresh = (np.cumsum(pi, axis=1)[buffer.obs] < u[..., None]).sum(axis=-1)   # inverse CDF

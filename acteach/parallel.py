@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_positive_int, check_seed
 from acteach.actor_critic import A2CConfig, A2CHistory, rollout, td_advantage_of, train_a2c
 from acteach.nets import CategoricalPolicy, ValueNet, per_trajectory_gradients
 from acteach.sampling import Batch, make_envs
@@ -69,6 +69,7 @@ class GradientNoise:
 def sample_record(policy: CategoricalPolicy, env_id: str, n_envs: int, length: int,
                   seed: int) -> Batch:
     """A (length, n_envs) record of pi acting in n_envs fresh envs (see `rollout`)."""
+    check_seed(seed)
     for name, value in (("n_envs", n_envs), ("length", length)):
         check_positive_int(name, value)
     envs = make_envs(env_id, n_envs)
@@ -144,6 +145,7 @@ def gradient_noise(policy: CategoricalPolicy, critic: ValueNet, env_id: str = "C
     transition's gradient, and `window_variance` for each T; the whole rollout gives each env's
     gradient sum (one vmapped gradient per env) and `signal_estimate`.
     """
+    check_seed(seed)
     n_steps = np.asarray(n_steps, dtype=int)
     check_positive_int("n_envs", n_envs)
     if n_envs < 2:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acteach._validate import check_positive_int
+from acteach._validate import as_rng, check_positive_int
 from acteach.tabular import TabularMDP, exact_values, rollout_returns
 
 
@@ -42,6 +42,7 @@ def mc_q_estimate(mdp: TabularMDP, logits: np.ndarray, obs: np.ndarray, act: np.
     reward-to-go Q_hat_t, but the rollouts of different steps are independent, whereas the
     reward-to-gos of one trajectory share their future: the gradient's variance differs a little.
     """
+    rng = as_rng(rng)
     check_positive_int("k", k)
     t, n = np.nonzero(mask)
     reps = np.repeat(np.arange(t.size), k)                    # k rollouts per valid step

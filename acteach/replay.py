@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acteach._validate import check_finite, check_flags, check_positive_int
+from acteach._validate import as_rng, check_finite, check_flags, check_positive_int, check_size
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ class ReplayBuffer:
             check_positive_int("act_dim", act_dim)
         if np.dtype(rew_dtype) not in (np.float32, np.float64):
             raise ValueError(f"rew_dtype: expected np.float32 or np.float64, got {rew_dtype!r}")
+        check_size("capacity", capacity * (2 * obs_dim + (act_dim or 2) + 2), 4,
+                   f"a buffer of {capacity:,} transitions")
         self.capacity, self.obs_dim, self.act_dim = int(capacity), int(obs_dim), act_dim
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
@@ -118,7 +120,8 @@ class ReplayBuffer:
             raise ValueError(f"rew: expected shape ({n},) (one per row of obs), got {rew.shape}")
         terminated = check_flags("terminated", terminated, (n,), "one per row of obs")
         keep = np.ones(n, dtype=bool) if mask is None else check_flags("mask", mask, (n,), "one per row of obs")
-        check_finite("rew", rew[keep])
+        for name, x in (("obs", obs), ("act", act), ("rew", rew), ("next_obs", next_obs)):
+            check_finite(name, x[keep])
         rows = np.flatnonzero(keep)[-self.capacity:]   # more rows than capacity: keep the newest
         k = rows.size
         where = (self.cursor + np.arange(k)) % self.capacity
@@ -133,11 +136,10 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator) -> ReplaySample:
         """B transitions drawn uniformly, with replacement, from the filled rows.
 
-        rng: the numpy Generator that draws the row indices (seed it for a reproducible run).
+        rng: the numpy Generator that draws the row indices, or an int seed for a fresh one.
         """
         check_positive_int("batch_size", batch_size)
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng: expected a numpy Generator, got {type(rng).__name__}")
+        rng = as_rng(rng)
         if self.size == 0:
             raise ValueError("batch_size: cannot sample from an empty buffer; add transitions "
                              "first")
@@ -166,6 +168,8 @@ class ReplayBuffer:
             if act.shape != (n,) or act.dtype.kind not in "iu":
                 raise ValueError(f"act: expected ({n},) integer actions, got shape {act.shape}, "
                                  f"dtype {act.dtype}")
+            if act.size and act.min() < 0:
+                raise ValueError(f"act: expected action indices >= 0, got {act.min()}")
             return act.astype(np.int64)
         if act.shape != (n, self.act_dim) or act.dtype.kind not in "fiu":
             raise ValueError(f"act: expected ({n}, {self.act_dim}) float actions, got shape "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from acteach._validate import check_finite, check_gamma
+from acteach._validate import check_finite, check_gamma, check_integer
 
 
 def _check_rewards(rew: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +31,9 @@ def _check_rewards(rew: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def discounts(T: int, gamma: float) -> np.ndarray:
     """(T, 1) column of gamma^t, t = 0..T-1, broadcastable against (T, N)."""
+    check_integer("T", T)
+    if T < 0:
+        raise ValueError(f"T: expected an integer >= 0, got {T!r}")
     check_gamma(gamma)
     return (float(gamma) ** np.arange(T, dtype=np.float64))[:, None]
 

@@ -6,6 +6,7 @@ Batch that `tabular.sample_trajectories` fills, 01 and 03-06 sample gymnasium ep
     Batch             N trajectories (or envs) of T steps, time-major: [t, n] is step t of n;
                       `Batch.from_steps` stacks per-step records into one
     make_envs         n copies of a gymnasium env as one vector env (next-step autoreset)
+    check_action_space  an algorithm refuses an env whose actions are of the wrong kind
     sample_episodes   the first episode of each of n envs, as a padded Batch
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_positive_int, check_seed
 
 
 @dataclass
@@ -84,6 +85,20 @@ def make_envs(env_id: str, n: int, **kwargs: Any) -> Any:
     envs = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **kwargs)
     check_next_step_autoreset(envs)
     return envs
+
+
+def check_action_space(envs: Any, env_id: str, kind: str, algorithm: str) -> None:
+    """A ValueError naming env_id unless the (vector) env's actions are of `kind`: "Discrete"
+    (A2C, REINFORCE, the categorical policies) or "Box" (SAC, the squashed Gaussian policy).
+    The envs are closed before the error is raised."""
+    import gymnasium as gym
+
+    space = getattr(envs, "single_action_space", getattr(envs, "action_space", None))
+    expected = {"Discrete": gym.spaces.Discrete, "Box": gym.spaces.Box}[kind]
+    if not isinstance(space, expected):
+        envs.close()
+        word = "a Discrete" if kind == "Discrete" else "a continuous (Box)"
+        raise ValueError(f"env_id: {algorithm} needs {word} action space; {env_id} has {space}")
 
 
 def check_next_step_autoreset(envs: Any) -> None:
@@ -158,6 +173,7 @@ def sample_episodes(
     import torch  # imported here so the tabular path never pays for torch
 
     check_positive_int("n", n)
+    check_seed(seed)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     if max_steps is not None:

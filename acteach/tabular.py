@@ -24,6 +24,7 @@ Shapes: S states, A actions, H the horizon (when finite), T time steps, N trajec
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,11 +32,15 @@ import numpy as np
 
 from acteach.sampling import Batch
 from acteach._validate import (
+    as_rng,
+    check_array,
     check_finite,
+    check_flags,
     check_gamma,
     check_positive_int,
     check_probability_vectors,
     check_shape,
+    check_size,
     check_unit_interval,
 )
 
@@ -64,9 +69,8 @@ class TabularMDP:
     names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        P = np.array(self.P, dtype=np.float64)
-        R = np.array(self.R, dtype=np.float64)
-        mu0 = np.array(self.mu0, dtype=np.float64)
+        P, R, mu0 = (check_array(name, x) for name, x in
+                     (("P", self.P), ("R", self.R), ("mu0", self.mu0)))
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
             raise ValueError(f"P: expected shape (S, A, S), got {P.shape}")
         S, A = P.shape[:2]
@@ -81,9 +85,8 @@ class TabularMDP:
         check_gamma(self.gamma)
         if self.horizon is not None:
             check_positive_int("horizon", self.horizon)
-        term = np.zeros(S, dtype=bool) if self.terminal is None else np.array(self.terminal)
-        check_shape("terminal", term, (S,), "(S,) bool")
-        term = term.astype(bool)
+        term = (np.zeros(S, dtype=bool) if self.terminal is None
+                else check_flags("terminal", self.terminal, (S,), "(S,) bool, one per state"))
         check_probability_vectors("P", P[~term], "each P[s, a] of a non-terminal s")
         if np.any(mu0[term] > 0):
             raise ValueError("mu0: the start distribution puts mass on a terminal state "
@@ -118,14 +121,18 @@ def states_that_cannot_terminate(mdp: TabularMDP) -> np.ndarray:
     A softmax policy gives every action positive probability, so this does not depend on the
     logits: these states loop forever under every softmax policy.
     """
-    can_reach = mdp.terminal.copy()
-    edges = mdp.P.sum(axis=1) > 0                     # (S, S): s -> s' possible
+    return _never_reaching(mdp.P.sum(axis=1) > 0, mdp.terminal)
+
+
+def _never_reaching(edges: np.ndarray, terminal: np.ndarray) -> np.ndarray:
+    """Non-terminal states from which no path of edges (S, S) bool (s -> s' possible) reaches a
+    terminal state (S,) bool."""
+    can_reach = terminal.copy()
     while True:
         grown = can_reach | (edges & can_reach[None, :]).any(axis=1)
         if (grown == can_reach).all():
-            break
+            return np.flatnonzero(~can_reach)
         can_reach = grown
-    return np.flatnonzero(~can_reach)
 
 
 def check_episodic(mdp: TabularMDP, what: str) -> None:
@@ -149,8 +156,11 @@ def softmax_policy(logits: np.ndarray) -> np.ndarray:
 
 
 def check_logits(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
-    """Return logits as a float array, or raise ValueError if it does not fit the MDP."""
-    logits = np.asarray(logits, dtype=np.float64)
+    """Return logits as a float array (a torch tensor is detached: the exact maths is numpy),
+    or raise ValueError if it does not fit the MDP."""
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"mdp: expected a TabularMDP, got {type(mdp).__name__}")
+    logits = check_array("logits", logits)
     check_shape("logits", logits, (mdp.n_states, mdp.n_actions), "(S, A) of the MDP")
     check_finite("logits", logits)
     return logits
@@ -181,13 +191,92 @@ def exact_values(mdp: TabularMDP, logits: np.ndarray) -> Values:
             V[t] = (pi * Q[t]).sum(axis=1) * live
         return Values(V, Q)
     r_pi = (pi * mdp.R).sum(axis=1)                           # (S,)
-    P_pi = policy_transitions(mdp, pi)                        # (S, S)
-    idx = np.flatnonzero(live)
-    M = np.eye(idx.size) - mdp.gamma * P_pi[np.ix_(idx, idx)]
+    idx, lu = _live_chain_lu(mdp, pi, mdp.gamma)
     V = np.zeros(mdp.n_states)
-    V[idx] = np.linalg.solve(M, r_pi[idx])
+    V[idx] = lu.solve(r_pi[idx])
+    if not np.all(np.isfinite(V)):
+        raise ValueError("logits: V^pi overflows float64 under this policy (episodes expected "
+                         "to last beyond 1e308 steps); use smaller logit gaps")
     Q = mdp.R + mdp.gamma * mdp.P @ (V * live)
     return Values(V, Q)
+
+
+class _MMatrixLU:
+    """The LU factors of an M-matrix M = diag(slack + row sums of off) - off (off >= 0 off the
+    diagonal, slack >= 0), computed without a single subtraction (the GTH / Grassmann-Taksar-
+    Heyman elimination): each pivot is the (updated) slack plus the (updated) outflows, never
+    1 - (1 - tiny). Both solves are subtraction-free too (L^-1 and U^-1 are >= 0), so V^pi and
+    the occupancy keep full relative accuracy even when I - gamma P_pi is nearly singular
+    (gamma = 1 and a near-deterministic policy, where np.linalg.solve loses every digit).
+
+    off: (n, n) >= 0, its diagonal ignored; slack: (n,) >= 0, the mass leaving the chain (to a
+    terminal state, or 1 - gamma). A zero pivot (a set of states the chain never leaves)
+    raises _Singular."""
+
+    def __init__(self, off: np.ndarray, slack: np.ndarray) -> None:
+        n = slack.size
+        A = -np.array(off, dtype=np.float64)
+        np.fill_diagonal(A, 0.0)
+        s = np.array(slack, dtype=np.float64)
+        self.pivots = np.empty(n)
+        for k in range(n):
+            pivot = s[k] - A[k, k + 1:].sum()               # slack + outflow: a sum of >= 0
+            if not pivot > 0.0:
+                raise _Singular(k)
+            self.pivots[k] = pivot
+            mult = A[k + 1:, k] / pivot                     # <= 0: L's column k
+            A[k + 1:, k] = mult
+            A[k + 1:, k + 1:] -= np.outer(mult, A[k, k + 1:])   # >= 0 taken off <= 0 entries
+            s[k + 1:] -= mult * s[k]                        # the slack grows: no cancellation
+        self.A = A                                          # L below, U's off-diagonal above
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """x with M x = b."""
+        A, n = self.A, self.pivots.size
+        y = np.array(b, dtype=np.float64)
+        for i in range(1, n):
+            y[i] -= A[i, :i] @ y[:i]
+        x = np.empty(n)
+        for k in reversed(range(n)):
+            x[k] = (y[k] - A[k, k + 1:] @ x[k + 1:]) / self.pivots[k]
+        return x
+
+    def solve_transposed(self, b: np.ndarray) -> np.ndarray:
+        """x with M^T x = b (M^T = U^T L^T)."""
+        A, n = self.A, self.pivots.size
+        z = np.empty(n)
+        for k in range(n):
+            z[k] = (b[k] - A[:k, k] @ z[:k]) / self.pivots[k]
+        x = z.copy()
+        for k in reversed(range(n - 1)):
+            x[k] = z[k] - A[k + 1:, k] @ x[k + 1:]
+        return x
+
+
+class _Singular(Exception):
+    """A zero pivot in `_MMatrixLU`: some states are never left."""
+
+
+def _live_chain_lu(mdp: TabularMDP, pi: np.ndarray, c: float
+                   ) -> tuple[np.ndarray, _MMatrixLU]:
+    """The non-terminal states idx and the factors of I - c P_pi on them, as an M-matrix:
+    off = c P_pi between distinct live states, slack = (1 - c) + c Pr(next state terminal).
+    With c = 1, a policy under which some states never reach a terminal state (an action's
+    probability underflowing to 0) is a ValueError naming logits."""
+    P_pi = policy_transitions(mdp, pi)
+    live = ~mdp.terminal
+    idx = np.flatnonzero(live)
+    off = c * P_pi[np.ix_(idx, idx)]
+    slack = (1.0 - c) + c * P_pi[np.ix_(idx, np.flatnonzero(mdp.terminal))].sum(axis=1)
+    try:
+        return idx, _MMatrixLU(off, slack)
+    except _Singular:
+        stuck = _never_reaching(P_pi > 0, mdp.terminal)
+        raise ValueError(
+            f"logits: under this policy no terminal state can be reached from states "
+            f"{stuck.tolist()}: the actions leading there have probability 0 in float64 (logit "
+            "gaps of about 745 or more), so with gamma = 1 and no horizon the return is "
+            "infinite; use smaller logit gaps") from None
 
 
 def exact_return(mdp: TabularMDP, logits: np.ndarray) -> float:
@@ -228,10 +317,12 @@ def state_occupancy(mdp: TabularMDP, logits: np.ndarray,
         for t in range(1, mdp.horizon):
             d[t] = c * (d[t - 1] @ P_pi) * live
         return d
-    idx = np.flatnonzero(live)
-    M = np.eye(idx.size) - c * P_pi[np.ix_(idx, idx)]
+    idx, lu = _live_chain_lu(mdp, pi, c)
     d = np.zeros(mdp.n_states)
-    d[idx] = np.linalg.solve(M.T, mdp.mu0[idx])
+    d[idx] = lu.solve_transposed(mdp.mu0[idx])
+    if not np.all(np.isfinite(d)):
+        raise ValueError("logits: the expected number of visits overflows float64 under this "
+                         "policy; use smaller logit gaps")
     return d
 
 
@@ -267,13 +358,42 @@ def exact_policy_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
     logits = check_logits(mdp, logits)
     V, Q = exact_values(mdp, logits)
     adv = Q - (V[:-1, :, None] if mdp.horizon is not None else V[:, None])
-    return softmax_gradient(state_occupancy(mdp, logits), softmax_policy(logits), adv)
+    pi, occupancy = softmax_policy(logits), state_occupancy(mdp, logits)
+    grad = softmax_gradient(occupancy, pi, adv)
+    # Q - V cancels when one action dominates and |Q| is huge (gamma = 1, a near-deterministic
+    # policy): V and Q are each accurate to a few ulps, their difference maybe not. Bound the
+    # error that rounding of Q and V puts into the gradient, and refuse rather than mislead.
+    scale = _q_error_scale(mdp, V)
+    v_scale = (pi * scale).sum(axis=-1, keepdims=True)
+    error = softmax_gradient(occupancy, pi, ROUNDING * (scale + v_scale))
+    if np.linalg.norm(error) > GRADIENT_RTOL * np.linalg.norm(grad):
+        raise ValueError(
+            f"logits: the policy is so close to deterministic that dJ/dlogits is not accurate "
+            f"in float64: Q - V cancels (|Q| up to {np.abs(Q).max():.3g}), leaving a rounding "
+            f"error up to {np.linalg.norm(error) / max(np.linalg.norm(grad), 1e-300):.2g} of "
+            f"the gradient's size (allowed: {GRADIENT_RTOL:g}); use smaller logit gaps")
+    return grad
+
+
+#: Relative rounding error assumed for each exact V and Q entry (a generous bound: the
+#: subtraction-free solve keeps V to a few ulps), and the largest relative error of
+#: exact_policy_gradient that it returns rather than refuses.
+ROUNDING = 64 * np.finfo(np.float64).eps
+GRADIENT_RTOL = 1e-6
+
+
+def _q_error_scale(mdp: TabularMDP, V: np.ndarray) -> np.ndarray:
+    """|r(s, a)| + gamma sum_s' p(s'|s, a) |V(s')|: the size of the terms summed into Q(s, a),
+    which sets its absolute rounding error. V (S,) or (H + 1, S) -> (S, A) or (H, S, A)."""
+    if mdp.horizon is None:
+        return np.abs(mdp.R) + mdp.gamma * mdp.P @ np.abs(V)
+    return np.abs(mdp.R)[None] + mdp.gamma * np.einsum("sax,tx->tsa", mdp.P, np.abs(V[1:]))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     """a . b / (|a| |b|) of two gradients of the same shape, flattened, in [-1, 1]; 0.0 if either
     is the zero vector."""
-    a, b = np.ravel(np.asarray(a, dtype=float)), np.ravel(np.asarray(b, dtype=float))
+    a, b = np.ravel(check_array("a", a)), np.ravel(check_array("b", b))
     if a.shape != b.shape:
         raise ValueError(f"b: expected the shape of a, {a.shape}, got {b.shape}")
     norm = np.linalg.norm(a) * np.linalg.norm(b)
@@ -282,7 +402,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine of (R, P) arrays -> (R,), in [-1, 1]; 0 where either row is 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = check_array("a", a), check_array("b", b)
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"b: expected (R, P) arrays of one shape, got a {a.shape}, b {b.shape}")
     norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
@@ -309,6 +429,22 @@ def sampling_horizon(mdp: TabularMDP) -> int | None:
     if mdp.gamma < 1.0:
         return 1 if mdp.gamma == 0 else int(np.ceil(np.log(DISCOUNT_TAIL) / np.log(mdp.gamma)))
     return None
+
+
+def step_cap_message(mdp: TabularMDP, what: str) -> str:
+    """Why sampling stopped at MAX_STEPS, and what to change: the message names the real cause
+    (a gamma < 1 whose discount tail is longer than the cap, or gamma = 1 with episodes that
+    rarely end), never advice the MDP already follows."""
+    head = f"mdp: {what} still running after {MAX_STEPS:,} steps, the most sampling takes"
+    if mdp.gamma < 1.0:
+        tail = sampling_horizon(mdp)
+        largest = float(np.exp(np.log(DISCOUNT_TAIL) / MAX_STEPS))
+        return (f"{head}; with gamma = {mdp.gamma} and no horizon an episode is only cut where "
+                f"gamma^t < {DISCOUNT_TAIL:g}, after {tail:,} steps; give the MDP a horizon, or "
+                f"a gamma of at most {np.floor(largest * 1e5) / 1e5:.5f}")
+    return (f"{head}; with gamma = 1 and no horizon an episode runs until it reaches a terminal "
+            "state, which this policy rarely does; give the MDP a horizon or gamma < 1, or use "
+            "logits that reach a terminal state sooner")
 
 
 class _AliasTable:
@@ -353,7 +489,9 @@ def sample_trajectories(mdp: TabularMDP, logits: np.ndarray, n: int,
     truncated (cut by the horizon, or by the discount tail when gamma < 1 and no horizon).
     Each step only touches the trajectories still running.
     """
+    rng = as_rng(rng)
     check_positive_int("n", n)
+    check_size("n", 12 * n, 8, f"{n:,} trajectories")
     pi = softmax_policy(check_logits(mdp, logits))
     cap = sampling_horizon(mdp)
     policy, dynamics = _AliasTable(pi), _AliasTable(mdp.P)
@@ -363,8 +501,7 @@ def sample_trajectories(mdp: TabularMDP, logits: np.ndarray, n: int,
     while running.size:
         t = len(steps)
         if t >= MAX_STEPS:
-            raise ValueError(f"mdp: {running.size} of {n} trajectories still running after "
-                             f"{MAX_STEPS} steps; set gamma < 1 or a horizon")
+            raise ValueError(step_cap_message(mdp, f"{running.size} of {n} trajectories"))
         a = policy.sample(rng, s)
         s_next = dynamics.sample(rng, s * mdp.n_actions + a)
         terminated = mdp.terminal[s_next]
@@ -384,12 +521,15 @@ def rollout_returns(mdp: TabularMDP, logits: np.ndarray, states: np.ndarray,
     sample of Q^pi_t(s, a) (time-indexed when the horizon is finite: H - t steps remain), and the
     number of environment steps the rollouts took. Vectorised over the M rollouts.
     """
+    rng = as_rng(rng)
     pi = softmax_policy(check_logits(mdp, logits))
     policy, dynamics = _AliasTable(pi), _AliasTable(mdp.P)
     cap = sampling_horizon(mdp)
-    s, a = np.asarray(states, dtype=np.int64), np.asarray(actions, dtype=np.int64)
+    s = _indices("states", states, mdp.n_states, None)
+    a = _indices("actions", actions, mdp.n_actions, s.shape)
+    times = _indices("times", times, np.iinfo(np.int64).max, s.shape)
     steps_left = (np.full(s.shape, np.iinfo(np.int64).max) if cap is None
-                  else cap - np.asarray(times, dtype=np.int64) if mdp.horizon is not None
+                  else cap - times if mdp.horizon is not None
                   else np.full(s.shape, cap))
     if np.any(steps_left <= 0):
         raise ValueError(f"times: expected steps before the horizon {mdp.horizon}, got "
@@ -408,8 +548,23 @@ def rollout_returns(mdp: TabularMDP, logits: np.ndarray, states: np.ndarray,
         a = policy.sample(rng, s)
         discount *= mdp.gamma
     else:
-        raise ValueError(f"mdp: rollouts still running after {MAX_STEPS} steps")
+        raise ValueError(step_cap_message(mdp, f"{running.size} of {returns.size} rollouts"))
     return returns, steps
+
+
+def _indices(name: str, x: object, size: int, shape: tuple | None) -> np.ndarray:
+    """x as an (M,) int64 array of indices in 0..size-1 (shape: that of the first such array,
+    never broadcast), or a ValueError naming it."""
+    arr = np.asarray(x)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name}: expected a 1-d array of integers, got shape {arr.shape}, "
+                         f"dtype {arr.dtype}")
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{name}: expected the shape of states, {shape}, got {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= size):
+        raise ValueError(f"{name}: expected integers in 0..{size - 1}, got "
+                         f"{arr.min()}..{arr.max()}")
+    return arr.astype(np.int64)
 
 
 def _to_batch(mdp: TabularMDP, steps: list, n: int) -> Batch:
@@ -446,6 +601,7 @@ def chain_mdp(n_states: int = 5, slip: float = 0.1, step_reward: float = -1.0,
     and baselines remove. Episode lengths vary, so the number of score terms varies too.
     """
     check_positive_int("n_states", n_states)
+    check_size("n_states", 2.0 * (n_states + 1) ** 2, 8, "a transition table P (S, A, S)")
     if not 0.0 <= slip < 0.5:
         raise ValueError(f"slip: expected a probability in [0, 0.5), got {slip}")
     S, goal = n_states + 1, n_states
@@ -518,9 +674,13 @@ def random_mdp(rng: np.random.Generator, n_states: int = 10, n_actions: int = 3,
     variances on many random MDPs show what holds in general rather than on a tailored example.
     With gamma = 1 and no horizon, pass n_terminal >= 1 (a terminal state is made reachable).
     """
+    rng = as_rng(rng)
     check_positive_int("n_states", n_states)
     check_positive_int("n_actions", n_actions)
     check_positive_int("branching", branching)
+    check_size("n_states", float(n_states) ** 2 * n_actions, 8, "a transition table P (S, A, S)")
+    if isinstance(n_terminal, bool) or not isinstance(n_terminal, numbers.Integral):
+        raise ValueError(f"n_terminal: expected an integer, got {n_terminal!r}")
     if not 0 <= n_terminal < n_states:
         raise ValueError(f"n_terminal: expected 0 <= n_terminal < n_states, got {n_terminal}")
     S, A = n_states, n_actions

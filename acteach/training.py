@@ -8,6 +8,8 @@
     single_threaded  torch on one thread for a block, and with a seed a forked global RNG:
                      small networks train far faster on one thread, and a run seeded inside it
                      leaves the caller's RNG state as it was
+    interruptible    Ctrl-C ends the training loop, not the run: the trainer returns the
+                     History so far, marked interrupted
     clip_gradients   each network's gradient clipped to a global norm, before an optimiser step
     check_run_config the checks of the fields every trainer's config has (env_id, gamma, ...)
     show_config      a config dataclass printed field by field, each with its docstring
@@ -21,6 +23,7 @@ import ast
 import contextlib
 import dataclasses
 import inspect
+import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from acteach._validate import check_gamma, check_hidden, check_integer, check_positive_int
+from acteach._validate import check_gamma, check_hidden, check_positive_int, check_seed
 
 
 @dataclass
@@ -43,6 +46,8 @@ class History:
     episode_seconds:  training seconds elapsed at each of those ends (same length).
     losses:           per update, lists of floats keyed by name (actor_loss, critic_loss, ...).
     seconds:          wall-clock time of the training.
+    interrupted:      True if the run was stopped by Ctrl-C (`interruptible`): the fields hold
+                      the run up to that moment.
     """
 
     env_steps: int = 0
@@ -51,6 +56,7 @@ class History:
     episode_seconds: list[float] = field(default_factory=list)
     losses: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    interrupted: bool = False
 
     def end_episode(self, ret: float, seconds: float) -> None:
         """An episode with return `ret` ended now (at env_steps, after `seconds` of training)."""
@@ -110,7 +116,7 @@ def single_threaded(seed: int | None = None) -> Iterator[None]:
     inside are reproducible and the caller's RNG state is untouched. Thread count (and RNG
     state) are restored on the way out, also after an exception."""
     if seed is not None:
-        check_integer("seed", seed)
+        check_seed(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -120,6 +126,29 @@ def single_threaded(seed: int | None = None) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def interruptible(histories: History | Sequence[History], what: str = "training"
+                  ) -> Iterator[None]:
+    """Ctrl-C inside the block ends the block, not the run: each history is marked
+    interrupted = True, a note on stderr says so, and the code after the block runs, so the
+    trainer fills in and returns the History so far instead of losing it. Context managers
+    around the block (the progress bar, `single_threaded`) close and restore as usual. Use it
+    innermost, around the training loop only:
+
+        with progress_bar(...) as bar, interruptible(history):
+            while ...: ...
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        runs = [histories] if isinstance(histories, History) else list(histories)
+        for history in runs:
+            history.interrupted = True
+        steps = ", ".join(f"{h.env_steps:,}" for h in runs)
+        print(f"{what} interrupted (Ctrl-C) after {steps} env steps: the History so far is "
+              "returned, with interrupted=True", file=sys.stderr)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_grad_norm: float | None) -> None:
@@ -135,14 +164,14 @@ def check_run_config(config: Any, positive_ints: Sequence[str]) -> None:
     """The checks of the fields every trainer's config has, each a ValueError naming the field:
     env_id a gymnasium id (a non-empty string; whether it is registered is checked when the
     envs are made), the fields named in positive_ints positive integers, gamma in [0, 1],
-    hidden a tuple of layer sizes, seed an integer."""
+    hidden a tuple of layer sizes, seed an integer >= 0."""
     if not isinstance(config.env_id, str) or not config.env_id:
         raise ValueError(f"env_id: expected a gymnasium env id, got {config.env_id!r}")
     for name in positive_ints:
         check_positive_int(name, getattr(config, name))
     check_gamma(config.gamma)
     check_hidden(config.hidden)
-    check_integer("seed", config.seed)
+    check_seed(config.seed)
 
 
 def show_config(config: Any, fields: Sequence[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from acteach.estimators import (
 )
 from acteach.returns import reward_to_go, total_return
 from acteach.tabular import (chain_mdp, exact_values, gridworld_mdp, random_mdp,
-                             sample_trajectories, softmax_policy)
+                             sample_trajectories, softmax_policy, state_occupancy)
 
 
 @pytest.mark.parametrize("method", ["reinforce", "reward_to_go"])
@@ -256,3 +256,53 @@ def test_gradient_pool_regroups_blends_and_counts_steps(mdp, logits):
         pool.add("mean", "baseline_mean")
     with pytest.raises(ValueError, match="^alpha:"):
         pool.estimates("rtg", 5, alpha=0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# max_bias_z on sharp policies: no false alarm from actions too rare to be sampled
+# ---------------------------------------------------------------------------------------------
+
+def _sharp_gridworld_stats(policy_seed: int, method: str, seed: int):
+    from acteach.estimators import gradient_statistics
+    mdp = gridworld_mdp()
+    logits = 3.0 * np.random.default_rng(policy_seed).standard_normal((mdp.n_states, 4))
+    return gradient_statistics(mdp, logits, method, 10, 1000, seed)
+
+
+def test_max_bias_z_false_alarm_rate_on_sharp_policies():
+    """reward_to_go is unbiased. On 100 sharp policies (gridworld_mdp(), logits N(0, 1) x 3 with
+    seeds 100..199; N = 10, R = 1000, sampling seed 0..99) max_bias_z exceeds the 99% pure-noise
+    level of its judged components once (1 of 100, as pure noise would). Tolerance: at most 4
+    of 100 (P(Binomial(100, 0.01) >= 5) = 0.003). Judging every component instead (the old
+    statistic, whose standard error collapses for a never-sampled action) alarms 88 times."""
+    from acteach.estimators import pure_noise_max_z
+    alarms = old_alarms = 0
+    for k in range(100):
+        s = _sharp_gridworld_stats(100 + k, "reward_to_go", k)
+        alarms += s.max_bias_z > pure_noise_max_z(int(s.judged.sum()), 0.99)
+        se = s.bias_se.ravel()
+        z_all = np.abs(s.bias.ravel())[se > 0] / se[se > 0]
+        old_alarms += z_all.max() > pure_noise_max_z(int((se > 0).sum()), 0.99)
+    assert alarms <= 4, alarms
+    assert old_alarms >= 50, old_alarms                  # the test has teeth
+
+
+def test_max_bias_z_on_the_issue_example_and_still_flags_a_biased_estimator():
+    """The issue's case (logits seed 0): the old statistic said z = 29 while |bias| / noise
+    floor = 0.63; now z < 4. baseline_action (biased) on the same sharp policies: z > 9 each."""
+    from acteach.estimators import pure_noise_max_z
+    s = _sharp_gridworld_stats(0, "reward_to_go", 0)
+    assert s.bias_norm / s.noise_floor < 1.0 and s.max_bias_z < 4.0
+    for k in range(3):
+        biased = _sharp_gridworld_stats(100 + k, "baseline_action", k)
+        assert biased.max_bias_z > 2 * pure_noise_max_z(int(biased.judged.sum()), 0.999)
+
+
+def test_expected_counts_are_the_rarer_side_of_each_component():
+    from acteach.estimators import expected_counts
+    mdp = chain_mdp(3)
+    logits = np.tile([0.0, np.log(3.0)], (4, 1))                     # pi(right) = 0.75
+    counts = expected_counts(mdp, logits, 100)
+    visits = 100 * state_occupancy(mdp, logits, discount=1.0)
+    np.testing.assert_allclose(counts, np.minimum(0.25, 0.75) * visits[:, None] * np.ones((1, 2)))
+    assert np.all(counts[-1] == 0)                                   # the terminal goal

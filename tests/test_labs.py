@@ -436,3 +436,31 @@ def test_lambda_lab_variance_grows_towards_monte_carlo_and_the_best_lam_moves():
     assert exact_v["n_step"]["variance"][-1] > 3 * exact_v["n_step"]["variance"][0]
     # with the exact V a short sum wins; with the wrong V and N = 100, a long one
     assert g.best(0.0, 10)[0] <= 0.5 and g.best(1.0, 100)[0] >= 0.8
+
+
+def test_a_redraw_error_shows_in_the_lab_and_the_slider_goes_back():
+    """An error while redrawing lands in the lab's own readout (not JupyterLab's log console),
+    and the slider returns to the value the (unchanged) plot shows."""
+    from acteach.labs._base import lab_box, slider
+
+    def render(n):
+        if n == 3:
+            raise ValueError("n: three is not allowed here")
+        return PNG + bytes([n]), f"n = {n}"
+
+    box = lab_box([[slider((1, 2, 3), 1, "n")]], render)
+    control, image, readout = box.children[0], box.children[-2], box.children[-1]
+    control.value = 2
+    assert image.value == PNG + b"\x02" and "n = 2" in readout.value
+    control.value = 3
+    assert control.value == 2 and image.value == PNG + b"\x02"
+    assert "Could not redraw: ValueError: n: three is not allowed here" in readout.value
+    assert "n went back to the setting the plot shows" in readout.value
+    control.value = 1                                    # the lab still works afterwards
+    assert image.value == PNG + b"\x01" and "n = 1" in readout.value
+
+
+def test_a_run_that_finished_no_episode_still_draws():
+    lab = ParallelLab({(1, 1): A2CHistory(env_steps=10), (2, 1): _history(2, 1)})
+    png, text = lab.render(1, 1)
+    assert png[:8] == PNG and isinstance(text, str)

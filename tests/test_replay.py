@@ -159,7 +159,8 @@ def test_bad_sample_names_the_argument():
     with pytest.raises(ValueError, match="^batch_size:"):
         buffer.sample(0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="^rng:"):
-        buffer.sample(4, 0)
+        buffer.sample(4, None)
+    assert len(buffer.sample(4, 0).rew) == 4                  # an int seed is a fresh Generator
     with pytest.raises(ValueError, match="^idx:"):
         buffer.gather(np.array([1]))                            # row 1 not filled yet
     continuous = ReplayBuffer(capacity=4, obs_dim=2, act_dim=2)

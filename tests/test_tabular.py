@@ -223,3 +223,85 @@ def test_cosine_and_row_cosines():
         cosine(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="^b:"):
         row_cosines(np.ones((2, 3)), np.ones((3, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ill-conditioned ground truth: gamma = 1 and a near-deterministic policy, against mpmath
+# ---------------------------------------------------------------------------------------------
+
+def _mp_exact(mdp, logits, dps=120):
+    """V (S,) and dJ/dlogits (S, A) of an MDP without a horizon in mpmath at dps digits: the
+    reference (mpmath is in the tests only)."""
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp
+    mp.dps = dps
+    S, A = mdp.n_states, mdp.n_actions
+    live = [s for s in range(S) if not mdp.terminal[s]]
+    e = [[mpmath.exp(mpmath.mpf(float(logits[s, a]))) for a in range(A)] for s in range(S)]
+    pi = [[x / sum(row) for x in row] for row in e]
+    P = [[[mpmath.mpf(float(mdp.P[s, a, t])) for t in range(S)] for a in range(A)]
+         for s in range(S)]
+    R = [[mpmath.mpf(float(mdp.R[s, a])) for a in range(A)] for s in range(S)]
+    n = len(live)
+    M = mpmath.matrix(n, n)
+    r = mpmath.matrix(n, 1)
+    for i, s in enumerate(live):
+        r[i] = sum(pi[s][a] * R[s][a] for a in range(A))
+        for j, t in enumerate(live):
+            M[i, j] = (1 if i == j else 0) - mdp.gamma * sum(pi[s][a] * P[s][a][t]
+                                                            for a in range(A))
+    v = mpmath.lu_solve(M, r)
+    V = [mpmath.mpf(0)] * S
+    for i, s in enumerate(live):
+        V[s] = v[i]
+    mu = mpmath.matrix([mpmath.mpf(float(mdp.mu0[s])) for s in live])
+    d_live = mpmath.lu_solve(M.T, mu)
+    d = [mpmath.mpf(0)] * S
+    for i, s in enumerate(live):
+        d[s] = d_live[i]
+    Q = [[R[s][a] + mdp.gamma * sum(P[s][a][t] * V[t] for t in live) for a in range(A)]
+         for s in range(S)]
+    grad = [[d[s] * pi[s][b] * (Q[s][b] - V[s]) for b in range(A)] for s in range(S)]
+    to_float = np.vectorize(float)
+    return to_float(np.array(V, dtype=object)), to_float(np.array(grad, dtype=object))
+
+
+@pytest.mark.parametrize("gap", [0.0, 2.0, 5.0, 15.0, 30.0])
+def test_exact_values_stay_accurate_when_the_solve_is_ill_conditioned(gap):
+    """chain_mdp(3, slip=0) at gamma = 1, the policy going left with logit gap `gap`: V[0] is
+    about -e^(3 gap) (-3.5e19 at 15, -1.2e39 at 30). np.linalg.solve was off by 1000x at 15 and
+    had the wrong sign at 30; the subtraction-free solve agrees with mpmath (120 digits) to
+    1e-12 relative, entry by entry."""
+    mdp = chain_mdp(3, slip=0.0)
+    logits = np.tile([gap, 0.0], (mdp.n_states, 1))
+    V_ref, _ = _mp_exact(mdp, logits)
+    np.testing.assert_allclose(exact_values(mdp, logits).V, V_ref, rtol=1e-12)
+    d = state_occupancy(mdp, logits)
+    assert d[0] >= 1.0 and np.all(np.isfinite(d))
+
+
+@pytest.mark.parametrize("mdp_name, gap", [("chain", 2.0), ("chain", 5.0), ("gridworld", 6.0)])
+def test_exact_policy_gradient_matches_mpmath_where_it_answers(mdp_name, gap):
+    if mdp_name == "chain":
+        mdp = chain_mdp(3, slip=0.0)
+        logits = np.tile([gap, 0.0], (mdp.n_states, 1))
+    else:
+        mdp = gridworld_mdp(horizon=None)
+        logits = gap * np.random.default_rng(0).standard_normal((mdp.n_states, 4))
+    _, grad_ref = _mp_exact(mdp, logits)
+    grad = exact_policy_gradient(mdp, logits)
+    assert np.linalg.norm(grad - grad_ref) <= 1e-6 * np.linalg.norm(grad_ref)
+
+
+@pytest.mark.parametrize("gap", [10.0, 15.0, 30.0])
+def test_exact_policy_gradient_refuses_when_rounding_would_dominate(gap):
+    mdp = chain_mdp(3, slip=0.0)
+    with pytest.raises(ValueError, match="^logits: the policy is so close to deterministic"):
+        exact_policy_gradient(mdp, np.tile([gap, 0.0], (mdp.n_states, 1)))
+
+
+def test_a_saturated_policy_that_never_ends_is_refused_by_name():
+    mdp = chain_mdp(3, slip=0.0)
+    with pytest.raises(ValueError, match=r"^logits: under this policy no terminal state can be "
+                                         r"reached from states \[0, 1, 2\]"):
+        exact_values(mdp, np.tile([800.0, 0.0], (mdp.n_states, 1)))

@@ -102,3 +102,60 @@ def test_show_config_shows_the_chosen_fields_in_order(capsys):
         show_config(A2CConfig(), ("n_env",))
     with pytest.raises(ValueError, match="^config:"):
         show_config(A2CConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C: the History so far is returned, marked interrupted, and everything is put back
+# ---------------------------------------------------------------------------------------------
+
+def _interrupt_after(n_calls: int, fn):
+    """fn, but the n_calls-th call raises KeyboardInterrupt (a simulated Ctrl-C)."""
+    calls = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n_calls:
+            raise KeyboardInterrupt
+        return fn(*args, **kwargs)
+    return wrapped
+
+
+@pytest.mark.parametrize("trainer", ["train_a2c", "train_batch_actor_critic", "train_reinforce",
+                                     "train_sac"])
+def test_ctrl_c_returns_the_history_so_far(trainer, monkeypatch, capsys):
+    import tqdm
+
+    from acteach import actor_critic, sac
+    module = sac if trainer == "train_sac" else actor_critic
+    update = {"train_a2c": "a2c_update", "train_batch_actor_critic": "batch_actor_critic_update",
+              "train_reinforce": "reinforce_update", "train_sac": "sac_update"}[trainer]
+    monkeypatch.setattr(module, update, _interrupt_after(3, getattr(module, update)))
+    config = (SACConfig(total_steps=400, learning_starts=50, batch_size=16, eval_every=10_000,
+                        eval_episodes=1, seed=0) if trainer == "train_sac"
+              else A2CConfig(total_steps=5_000, n_envs=2, n_episodes=2, seed=0))
+    threads, rng_state = torch.get_num_threads(), torch.random.get_rng_state()
+    history = getattr(module, trainer)(config, progress=True)
+    assert history.interrupted and 0 < history.env_steps < config.total_steps
+    assert len(next(iter(history.losses.values()))) == 2          # the two finished updates
+    assert history.seconds > 0
+    assert (history.agent if trainer == "train_sac" else history.policy) is not None
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert not getattr(tqdm.tqdm, "_instances", set())             # the progress bar closed
+    assert "interrupted (Ctrl-C)" in capsys.readouterr().err
+
+
+def test_an_uninterrupted_run_is_not_marked():
+    from acteach.actor_critic import train_reinforce
+    history = train_reinforce(A2CConfig(total_steps=50, n_episodes=2, seed=0))
+    assert not history.interrupted
+
+
+def test_single_threaded_restores_threads_and_rng_after_ctrl_c():
+    threads, state = torch.get_num_threads(), torch.random.get_rng_state()
+    with pytest.raises(KeyboardInterrupt):
+        with single_threaded(3):
+            torch.rand(5)
+            raise KeyboardInterrupt
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -8,6 +8,7 @@ Redrawing a whole matplotlib figure would cost ten times more.
 """
 from __future__ import annotations
 
+import html
 import io
 import numbers
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_positive_int, check_real, check_size
 
 V = TypeVar("V")
 
@@ -44,12 +45,32 @@ def lab_box(rows: list[list[W.Widget]], render: Callable[..., tuple[bytes | None
             **fixed: object) -> W.VBox:
     """Every lab's layout: rows of controls, then the plot, then the readout. When any control
     changes, render(*the controls' values, row by row, **fixed) gives (PNG bytes, or None to
-    keep the plot, and the readout text); `fixed` holds the settings no control changes."""
+    keep the plot, and the readout text); `fixed` holds the settings no control changes.
+
+    An error while redrawing is shown in the lab's own readout (not in JupyterLab's log
+    console), and the control that was moved goes back to the value the plot shows, so the
+    sliders and the picture always agree."""
     controls = [control for row in rows for control in row]
     image, readout = W.Image(format="png"), W.HTML()
+    shown = [control.value for control in controls]     # the settings the plot shows
 
-    def redraw(_=None) -> None:
-        png, text = render(*(control.value for control in controls), **fixed)
+    def redraw(change: dict | None = None) -> None:
+        values = [control.value for control in controls]
+        try:
+            png, text = render(*values, **fixed)
+        except Exception as error:                         # noqa: BLE001 - shown to the user
+            if change is None:                             # the first draw: nothing to go back to
+                raise
+            moved = [(c, old) for c, old in zip(controls, shown) if c.value != old]
+            for control, old in moved:                     # back to what the plot shows
+                control.unobserve(redraw, names="value")
+                try:
+                    control.value = old
+                finally:
+                    control.observe(redraw, names="value")
+            readout.value = redraw_error_html(error, [c.description for c, _ in moved])
+            return
+        shown[:] = values
         if png is not None:
             image.value = png
         readout.value = f"<pre>{text}</pre>"
@@ -58,6 +79,14 @@ def lab_box(rows: list[list[W.Widget]], render: Callable[..., tuple[bytes | None
         control.observe(redraw, names="value")
     redraw()
     return W.VBox([row[0] if len(row) == 1 else W.HBox(row) for row in rows] + [image, readout])
+
+
+def redraw_error_html(error: BaseException, moved: Sequence[str]) -> str:
+    """The readout after a failed redraw: the error, and which controls went back."""
+    back = (f"{', '.join(moved)} went back to the setting the plot shows."
+            if moved else "The plot shows the last setting that worked.")
+    return (f'<pre style="color: #b00020">Could not redraw: {type(error).__name__}: '
+            f"{html.escape(str(error))}\n{back}</pre>")
 
 
 def slider_pair(render: Callable[..., tuple[bytes | None, str]], left: tuple, right: tuple,
@@ -92,9 +121,33 @@ def positive_grid(name: str, values: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
+def gradient_logits(mdp: object, logits: object) -> np.ndarray:
+    """The logits of a lab that measures policy-gradient estimators, checked (`check_logits`),
+    on an MDP whose policy has a choice: with one action the gradient is 0 and there is
+    nothing to measure."""
+    from acteach.tabular import check_logits
+
+    logits = check_logits(mdp, logits)
+    if mdp.n_actions < 2:
+        raise ValueError(f"mdp: expected at least 2 actions, got {mdp.n_actions}: with one "
+                         "action the policy has no choice and its gradient is 0")
+    return logits
+
+
+def real_grid(name: str, values: Sequence[float], bound: str = "positive") -> tuple[float, ...]:
+    """A slider's options of finite numbers (at least one; bound "positive" or "nonnegative"),
+    in the order given."""
+    if not values:
+        raise ValueError(f"{name}: expected at least one value, got {values!r}")
+    for v in values:
+        check_real(name, v, bound)
+    return tuple(values)
+
+
 def check_pool(pool: int, largest: int, grid_name: str) -> None:
     """A pool of trajectories must leave at least 2 estimates of the largest N offered."""
     check_positive_int("pool", pool)
+    check_size("pool", 12.0 * pool, 8, f"a pool of {pool:,} trajectories")
     if 2 * largest > pool:
         raise ValueError(f"pool: {pool} trajectories leave fewer than 2 estimates at N = "
                          f"{largest}; raise pool or lower {grid_name}")

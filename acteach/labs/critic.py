@@ -15,14 +15,14 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from acteach._validate import check_positive_int
+from acteach._validate import check_integer, check_positive_int, check_seed
 from acteach.critic import (TARGETS, FitConfig, Transitions, batch_fixed_point, check_table_mdp,
                             fit_value_table, residual_fixed_point, transitions, value_error,
                             visit_distribution)
 from acteach.estimators import GradientPool, GradientStats
 from acteach.labs._base import (BlittedFigure, LRUCache, axis_range, check_alpha, check_offered,
-                                check_pool, component_xy, lab_box, positive_grid, seed_slider,
-                                slider, slider_pair, top_components)
+                                check_pool, component_xy, gradient_logits, lab_box, positive_grid,
+                                real_grid, seed_slider, slider, slider_pair, top_components)
 from acteach.plotting import plus_minus
 from acteach.tabular import (TabularMDP, chain_mdp, check_logits, exact_policy_gradient,
                              exact_values, sample_trajectories)
@@ -80,14 +80,15 @@ class CriticLab:
         check_positive_int("n_trajectories", n_trajectories)
         self.mdp, self.logits = mdp, check_logits(mdp, logits)
         self.n_trajectories = n_trajectories
+        if not steps_values:
+            raise ValueError(f"steps_values: expected at least one value, got {steps_values!r}")
+        for steps in steps_values:
+            check_integer("steps_values", steps)
+            if steps < 0:
+                raise ValueError(f"steps_values: expected steps >= 0, got {steps}")
         self.steps_values = tuple(sorted(steps_values))
-        self.batch_values, self.lr_values = tuple(batch_values), tuple(lr_values)
-        for name, values in (("steps_values", self.steps_values),
-                             ("batch_values", self.batch_values), ("lr_values", self.lr_values)):
-            if not values:
-                raise ValueError(f"{name}: expected at least one value, got {values!r}")
-        if self.steps_values[0] < 0:
-            raise ValueError(f"steps_values: expected steps >= 0, got {self.steps_values[0]}")
+        self.batch_values = positive_grid("batch_values", batch_values)
+        self.lr_values = real_grid("lr_values", lr_values)
         self.max_steps = max(self.steps_values[-1], 1)
         self.exact = exact_values(mdp, self.logits).V
         self.weights = visit_distribution(mdp, self.logits)
@@ -286,7 +287,7 @@ class CriticBiasLab:
                  ) -> None:
         check_table_mdp(mdp)
         check_positive_int("pool", pool)
-        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        self.mdp, self.logits = mdp, gradient_logits(mdp, logits)
         v_poor = np.asarray(v_poor, dtype=float)
         if v_poor.shape != (mdp.n_states,):
             raise ValueError(f"v_poor: expected a table ({mdp.n_states},), got {v_poor.shape}")
@@ -307,6 +308,8 @@ class CriticBiasLab:
     def _pool(self, seed: int) -> GradientPool:
         """The seed's per-trajectory gradients of reward-to-go, and of the TD advantage with
         V^pi and with V_poor (cached)."""
+        check_seed(seed)
+
         def sample() -> GradientPool:
             pool = GradientPool.sample(self.mdp, self.logits, self.pool,
                                        np.random.default_rng(seed))

@@ -15,13 +15,15 @@ from typing import Sequence
 import ipywidgets as W
 import numpy as np
 
+from acteach._validate import check_seed
 from acteach.discount import (DISCOUNT_OPTIONS, expected_gradient, undiscounted,
                               undiscounted_gradient, with_gamma)
 from acteach.estimators import GradientPool, mean_cosine
-from acteach.labs._base import BlittedFigure, check_offered, check_pool, positive_grid, slider_pair
+from acteach.labs._base import (BlittedFigure, check_offered, check_pool, gradient_logits,
+                                positive_grid, slider_pair)
 from acteach.plotting import COLORS
 from acteach.sampling import Batch
-from acteach.tabular import TabularMDP, chain_mdp, check_logits, cosine, sample_trajectories
+from acteach.tabular import TabularMDP, chain_mdp, cosine, sample_trajectories
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class DiscountLab:
         self.n_trajectories_values = positive_grid("n_trajectories_values",
                                                    n_trajectories_values)
         check_pool(pool, self.n_trajectories_values[-1], "n_trajectories_values")
-        self.mdp, self.logits, self.gammas, self.pool = mdp, check_logits(mdp, logits), gammas, pool
+        check_seed(seed)
+        self.mdp, self.gammas, self.pool = mdp, gammas, pool
+        self.logits = gradient_logits(mdp, logits)
         self.reference = undiscounted_gradient(mdp, self.logits)   # ValueError if continuing
         batch = sample_trajectories(undiscounted(mdp), self.logits, pool,
                                     np.random.default_rng(seed))

@@ -21,9 +21,10 @@ from acteach._validate import check_finite, check_positive_int, check_seed
 from acteach.critic import check_table_mdp, value_error, visit_distribution
 from acteach.decomposition import mean_weight
 from acteach.estimators import GradientPool, GradientStats
-from acteach.labs._base import BlittedFigure, LRUCache, check_alpha, check_pool, lab_box, slider
+from acteach.labs._base import (BlittedFigure, LRUCache, check_alpha, check_pool, gradient_logits,
+                                lab_box, slider)
 from acteach.plotting import plus_minus
-from acteach.tabular import (TabularMDP, chain_mdp, check_logits, exact_policy_gradient,
+from acteach.tabular import (TabularMDP, chain_mdp, exact_policy_gradient,
                              exact_values, softmax_gradient, softmax_policy, state_occupancy)
 
 
@@ -79,7 +80,7 @@ class LambdaLab:
                  ) -> None:
         check_table_mdp(mdp)
         check_positive_int("pool", pool)
-        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        self.mdp, self.logits = mdp, gradient_logits(mdp, logits)
         self.v_exact = exact_values(mdp, self.logits).V
         self.v_wrong = (np.zeros(mdp.n_states) if v_wrong is None
                         else np.asarray(v_wrong, dtype=float))

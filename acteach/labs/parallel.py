@@ -125,9 +125,11 @@ class CurvesPlot(BlittedFigure):
             ax_t.plot(seconds, mean, **style)
         ax_s.set(xlabel="env steps", ylabel=f"mean return, last {window} episodes")
         ax_t.set(xlabel="wall-clock seconds")
-        ax_s.set_xlim(0, max(c[0][-1] for c in curves.values() if len(c[0])))
-        ax_t.set_xlim(0, max(c[1][-1] for c in curves.values() if len(c[1])))
-        ax_s.set_ylim(0, max(max(c[2].max() for c in curves.values() if len(c[2])) * 1.05, 1))
+        # a run that finished no episode has no curve: the limits come from the others (or 1)
+        ax_s.set_xlim(0, max([c[0][-1] for c in curves.values() if len(c[0])], default=1))
+        ax_t.set_xlim(0, max([c[1][-1] for c in curves.values() if len(c[1])], default=1))
+        ax_s.set_ylim(0, max(max([c[2].max() for c in curves.values() if len(c[2])],
+                                 default=0.0) * 1.05, 1))
         (self.line_s,) = ax_s.plot([], [], color="tab:red", lw=2.2, animated=True,
                                    label="chosen N x T")
         (self.line_t,) = ax_t.plot([], [], color="tab:red", lw=2.2, animated=True)
@@ -141,7 +143,8 @@ class CurvesPlot(BlittedFigure):
         steps, seconds, mean = self.curves[key]
         self.line_s.set_data(steps, mean)
         self.line_t.set_data(seconds, mean)
-        self.title.set_text(f"N = {key[0]}, T = {key[1]}")
+        self.title.set_text(f"N = {key[0]}, T = {key[1]}" if len(mean) else
+                            f"N = {key[0]}, T = {key[1]}: no episode finished")
         yield from (self.line_s, self.line_t, self.title)
 
 

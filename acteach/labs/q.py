@@ -15,9 +15,10 @@ import numpy as np
 from matplotlib import colormaps
 
 from acteach.estimators import GradientPool, GradientStats
-from acteach.labs._base import (BlittedFigure, LRUCache, check_offered, check_pool, positive_grid,
-                                slider_pair)
-from acteach.tabular import TabularMDP, chain_mdp, check_logits, exact_policy_gradient
+from acteach._validate import check_seed
+from acteach.labs._base import (BlittedFigure, LRUCache, check_offered, check_pool,
+                                gradient_logits, positive_grid, slider_pair)
+from acteach.tabular import TabularMDP, chain_mdp, exact_policy_gradient
 
 
 class QLab:
@@ -45,7 +46,7 @@ class QLab:
         self.n_trajectories_values = positive_grid("n_trajectories_values",
                                                    n_trajectories_values)
         check_pool(pool, self.n_trajectories_values[-1], "n_trajectories_values")
-        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        self.mdp, self.logits = mdp, gradient_logits(mdp, logits)
         self.pool = pool
         self.exact = exact_policy_gradient(mdp, self.logits)
         self._grids = LRUCache(4)
@@ -62,6 +63,8 @@ class QLab:
 
     def _grid(self, seed: int) -> dict[tuple[str, int], GradientStats]:
         """(label, N) -> statistics, for every estimator and every N (cached per seed)."""
+        check_seed(seed)
+
         def measure() -> dict[tuple[str, int], GradientStats]:
             pool = GradientPool.sample(self.mdp, self.logits, self.pool,
                                        np.random.default_rng(seed))

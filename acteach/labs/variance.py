@@ -17,12 +17,14 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from acteach._validate import check_positive_int
-from acteach.estimators import METHODS, GradientPool, GradientStats, estimates_from_batch, summarize
+from acteach._validate import check_positive_int, check_seed
+from acteach.estimators import (METHODS, GradientPool, GradientStats, estimates_from_batch,
+                                expected_counts, summarize)
 from acteach.labs._base import (BlittedFigure, LRUCache, axis_range, check_pool, component_xy,
-                                lab_box, seed_slider, slider, top_components)
+                                gradient_logits, lab_box, positive_grid, seed_slider, slider,
+                                top_components)
 from acteach.plotting import COLORS, stats_table
-from acteach.tabular import (TabularMDP, chain_mdp, check_logits, exact_policy_gradient,
+from acteach.tabular import (TabularMDP, chain_mdp, exact_policy_gradient,
                              gridworld_mdp)
 
 
@@ -59,11 +61,17 @@ class VarianceLab:
     def __init__(self, mdp: TabularMDP, logits: np.ndarray,
                  estimators: Sequence[str | Estimator | tuple], pool: int = 20_000,
                  n_trajectories_values: Sequence[int] = N_TRAJECTORIES) -> None:
-        self.mdp, self.logits = mdp, check_logits(mdp, logits)
+        self.mdp, self.logits = mdp, gradient_logits(mdp, logits)
         self.estimators = [as_estimator(e) for e in estimators]
         if not self.estimators:
             raise ValueError("estimators: expected at least one estimator")
-        self.n_trajectories_values = tuple(n_trajectories_values)
+        labels = [e.label for e in self.estimators]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"estimators: each needs a label of its own, got {twice} more than "
+                             "once (name them: ('label', 'method', options))")
+        self.n_trajectories_values = positive_grid("n_trajectories_values",
+                                                   n_trajectories_values)
         check_pool(pool, max(self.n_trajectories_values), "n_trajectories_values")
         self.pool = pool
         self.exact = exact_policy_gradient(mdp, self.logits)
@@ -73,6 +81,8 @@ class VarianceLab:
 
     def _pool(self, seed: int) -> GradientPool:
         """The seed's trajectories with each per-trajectory estimator's gradients (cached)."""
+        check_seed(seed)
+
         def sample() -> GradientPool:
             pool = GradientPool.sample(self.mdp, self.logits, self.pool,
                                        np.random.default_rng(seed))
@@ -90,7 +100,8 @@ class VarianceLab:
         estimates, extra = estimates_from_batch(self.mdp, self.logits, pool.batch, e.method,
                                                 n_trajectories, rng, **e.options)
         steps = (pool.batch.n_steps + extra) * n_trajectories / self.pool
-        return summarize(e.label, estimates, self.exact, n_trajectories, steps)
+        return summarize(e.label, estimates, self.exact, n_trajectories, steps,
+                         expected_counts(self.mdp, self.logits, len(estimates) * n_trajectories))
 
     def update(self, n_trajectories: int, seed: int = 0, labels: Sequence[str] | None = None
                ) -> list[GradientStats]:
