@@ -22,16 +22,22 @@ A region is found from its markers (whole-line comments) and `ast`: it must lie 
 a def, not in a class body or at the top level; a malformed, unbalanced, nested or empty region
 is a ValueError naming the notebook, the cell and the line.
 
-A check cell is a code cell that calls a checker (`check_...(`). `run_checks` executes a notebook
-and reports each check cell as passed, not implemented, wrong or error, and any other cell that
-failed. On a student notebook every check cell must be "not implemented" and no other cell may
-fail; the test suite asserts that through `run_checks`, the runner of `python -m acteach check`.
+A check cell is a code cell that calls a checker (`check_...(`). In the student notebook every
+check cell is tagged `raises-exception`, so JupyterLab's Run All (and nbclient) go on past its
+failure and an untouched notebook runs to its last cell. `run_checks` executes a notebook and
+reports each check cell as passed, not implemented, wrong, error or timed out, each exercise
+whose check cell is gone as missing, and any other cell that failed. A check always checks the
+student's function: no cell after an exercise's def may bind its name again
+(`rebound_exercises` finds one; the library's version goes by a name of its own).
+
+`build` never overwrites work: a student notebook whose exercise cells differ from the
+generated stubs is skipped (and named) unless `force=True`.
 
 The command line is `python -m acteach` (see acteach/__main__.py):
 
-    python -m acteach exercises build   # clean the solutions, write the student notebooks
+    python -m acteach exercises build [--force]  # clean the solutions, write the students
     python -m acteach exercises check   # exit 1 if a student notebook is out of sync or dirty
-    python -m acteach check NN          # run notebook NN, one line per exercise check
+    python -m acteach check NN          # run notebook NN (or a path), one line per exercise
 
 The environment variable ACTEACH_NOTEBOOKS overrides the notebooks directory.
 """
@@ -46,6 +52,7 @@ import os
 import re
 import tokenize
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 from nbformat import NotebookNode
@@ -57,8 +64,14 @@ NOTEBOOK_NAME = re.compile(r"^(\d{2})_[^/\\]+\.ipynb$")
 # checker's name and the name of its first argument (the function checked; "" if none)
 CHECK_CALL = re.compile(r"(?<!def )\b(check_\w+)\((\w*)")
 
+RAISES = "raises-exception"        # the tag that lets Run All go on past a failing cell
+# the line a region becomes in the student notebook; groups: "N.K" and the function's name
+STUB = re.compile(r'raise NotImplementedError\("Exercise (\d+\.\d+): write the body of (\w+)"\)')
+
 _MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+SOLUTION\b", re.IGNORECASE | re.MULTILINE)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_LOCAL_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp,
+                 ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
              tokenize.ENDMARKER}
 
@@ -199,6 +212,89 @@ def check_cells(nb: NotebookNode) -> list[int]:
     ]
 
 
+class Exercise(NamedTuple):
+    """One exercise of a notebook: its label "N.K", the function the student writes, its cell."""
+    label: str
+    name: str
+    cell: int
+
+
+def exercises_in(nb: NotebookNode, number: int, name: str = "notebook") -> list[Exercise]:
+    """The exercises of a solution notebook (its regions), or, where it has none, of a student
+    notebook (its untouched stubs `raise NotImplementedError("Exercise N.K: ...")`)."""
+    found: list[Exercise] = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            for _, _, function in _regions(cell.source, f"{name}, cell {i}"):
+                found.append(Exercise(f"{number}.{len(found) + 1}", function, i))
+    if found:
+        return found
+    return [Exercise(m.group(1), m.group(2), i) for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" for m in STUB.finditer(cell.source)]
+
+
+def checked_names(nb: NotebookNode) -> dict[str, int]:
+    """{the function a check cell checks: the index of its first check cell}."""
+    names: dict[str, int] = {}
+    for i in check_cells(nb):
+        for call in CHECK_CALL.finditer(nb.cells[i].source):
+            names.setdefault(call.group(2), i)
+    return names
+
+
+def _bound_names(source: str) -> list[tuple[int, str, str]]:
+    """(line, name, statement) for every name a cell binds: import, assignment, def, for, with."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:                 # IPython syntax (%magic): nothing we can judge
+        return []
+    lines = source.splitlines()
+    found = []
+    nodes: list[ast.AST] = [tree]
+    while nodes:                        # the cell's own scope: not into defs or comprehensions
+        node = nodes.pop()
+        if not isinstance(node, _LOCAL_SCOPES):
+            nodes.extend(ast.iter_child_nodes(node))
+        names: list[str] = []
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.asname or a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names = [node.id]
+        for bound in names:
+            found.append((node.lineno, bound, lines[node.lineno - 1].strip()))
+    return found
+
+
+def rebound_exercises(nb: NotebookNode, name: str = "notebook") -> list[str]:
+    """One message per cell that binds an exercise's name again after the exercise's def (e.g.
+    `from acteach.critic import critic_loss`): re-running the check would check that instead.
+
+    An exercise here is a function a check cell checks; its def is the first cell defining it."""
+    defined: dict[str, int] = {}
+    messages = []
+    checked = checked_names(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for line, bound, statement in sorted(_bound_names(cell.source)):
+            if bound not in checked:
+                continue
+            if bound not in defined:
+                if statement.startswith(("def ", "async def ")):
+                    defined[bound] = i
+                continue
+            if i == defined[bound]:
+                continue
+            messages.append(
+                f"{name}, cell {i}, line {line}: `{statement}` binds {bound} again after the "
+                f"exercise's def (cell {defined[bound]}), so its check would no longer check the "
+                f"student's function; import the library's version under a name of its own "
+                f"(`... import {bound} as library_{bound}`)")
+    return messages
+
+
 # --- notebooks -----------------------------------------------------------------------------
 
 
@@ -214,7 +310,8 @@ def _strip(nb: NotebookNode) -> NotebookNode:
 def build_student_notebook(
     nb: NotebookNode, number: int, name: str | None = None
 ) -> NotebookNode:
-    """The student version of a solution notebook: regions stubbed, outputs stripped.
+    """The student version of a solution notebook: regions stubbed, outputs stripped, check
+    cells tagged `raises-exception` (so Run All goes on past them).
 
     `number` is the notebook's NN; `name` (default "notebook NN") names it in errors.
     The input notebook is not modified; metadata and cell ids are kept.
@@ -229,6 +326,10 @@ def build_student_notebook(
             continue
         cell.source, found = _stub_source(cell.source, f"{name}, cell {i}", number, exercise)
         exercise += found
+    for i in check_cells(student):      # Run All goes on past a check that fails
+        tags = student.cells[i].metadata.setdefault("tags", [])
+        if RAISES not in tags:
+            tags.append(RAISES)
     return student
 
 
@@ -303,14 +404,50 @@ def student_text(solution: Path) -> str:
     return notebook_text(nb)
 
 
-def build(root: Path | None = None) -> list[Path]:
-    """Write the student notebook of every solution notebook; return those created or changed."""
-    written = []
+def held_work(solution: Path, target: Path) -> list[str]:
+    """What building would lose in the existing student notebook `target`: each exercise whose
+    cell differs from its generated stub, as "exercise 2.1 (q_from_rollouts)", or the whole file
+    if it is not a readable notebook. [] if the target is missing or holds no work."""
+    if not target.exists():
+        return []
+    try:
+        existing = read_notebook(target)
+    except Exception as error:          # noqa: BLE001 (JSON, nbformat: any unreadable file)
+        return [f"the whole file (not a readable notebook: {type(error).__name__})"]
+    solution_nb = read_notebook(solution)
+    number = notebook_number(solution)
+    generated = build_student_notebook(solution_nb, number, name=f"solutions/{solution.name}")
+    by_id = {cell.get("id"): cell for cell in existing.cells}
+    work = []
+    for exercise in exercises_in(solution_nb, number, f"solutions/{solution.name}"):
+        stub = generated.cells[exercise.cell]
+        cell = by_id.get(stub.get("id"))
+        if cell is not None and cell.source != stub.source:
+            work.append(f"exercise {exercise.label} ({exercise.name})")
+    return work
+
+
+class Built(NamedTuple):
+    """What `build` did: the student notebooks written, and those skipped with the reason."""
+    written: list[Path]
+    skipped: list[tuple[Path, str]]
+
+
+def build(root: Path | None = None, force: bool = False) -> Built:
+    """Write the student notebook of every solution notebook, except (unless `force`) one
+    whose exercise cells hold work: it is skipped, with the reason."""
+    written, skipped = [], []
     for solution in solution_notebooks(root):
         target = student_path(solution)
-        if _write_if_changed(target, student_text(solution)):
+        text = student_text(solution)
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            continue
+        work = [] if force else held_work(solution, target)
+        if work:
+            skipped.append((target, "your work in " + ", ".join(work) + " differs from the stub"))
+        elif _write_if_changed(target, text):
             written.append(target)
-    return written
+    return Built(written, skipped)
 
 
 def clean(path: Path) -> bool:
@@ -349,12 +486,38 @@ def out_of_sync(root: Path | None = None) -> list[str]:
         if not target.exists():
             messages.append(f"missing: {shown(root, target)} (from {shown(root, solution)})")
         elif target.read_text(encoding="utf-8") != generated:
-            messages.append(f"stale: {shown(root, target)} differs from its generated version")
+            messages.append(f"stale: {shown(root, target)} differs from its generated version"
+                            + _what_differs(target, generated, held_work(solution, target)))
     expected = {s.name for s in solutions}
     for student in student_notebooks(root):
         if student.name not in expected:
             messages.append(f"extra: {shown(root, student)} has no solution notebook")
     return messages
+
+
+def _what_differs(target: Path, generated: str, work: list[str]) -> str:
+    """The tail of a "stale" message: which cells differ, and whether build would keep it."""
+    if work:
+        return (f"; it holds work in {', '.join(work)}, so `exercises build` leaves it alone "
+                "and only `exercises build --force` would overwrite it (copy your answers out "
+                "first)")
+    try:
+        old, new = read_notebook(target), nbformat.reads(generated, as_version=4)
+    except Exception:                   # noqa: BLE001
+        return ""
+    by_id = {cell.get("id"): cell for cell in old.cells}
+    cells = [i for i, cell in enumerate(new.cells)
+             if by_id.get(cell.get("id"), {}).get("source") != cell.source
+             or by_id[cell.get("id")].get("metadata") != cell.metadata]
+    outputs = sum(1 for cell in old.cells if cell.get("outputs")
+                  or cell.get("execution_count") is not None)
+    what = []
+    if cells:
+        what.append(f"cell(s) {', '.join(map(str, cells[:8]))}{' ...' if len(cells) > 8 else ''}")
+    if outputs:
+        what.append(f"outputs in {outputs} cell(s)")
+    detail = f" ({'; '.join(what)})" if what else ""
+    return f"{detail}; no exercise was edited, so `exercises build` is safe"
 
 
 def _dirt(nb: NotebookNode) -> tuple[int, int]:
@@ -381,44 +544,139 @@ def dirty_notebooks(root: Path | None = None) -> list[str]:
 # --- running a notebook's checks -----------------------------------------------------------
 
 
-def find_notebook(number: str, solutions: bool = False) -> Path:
-    """notebooks/NN_*.ipynb (or notebooks/solutions/NN_*.ipynb) for a number like '3' or '03'."""
+class RunError(Exception):
+    """A notebook that cannot be run or judged (unreadable, or its kernel died): one line."""
+
+
+def find_notebook(notebook: str, solutions: bool = False) -> Path:
+    """The notebook to check: a path to an .ipynb file, or a number like '3' or '03' naming
+    the one notebooks/NN_*.ipynb (notebooks/solutions/NN_*.ipynb with `solutions`).
+
+    Several matches (e.g. JupyterLab's 02_use_q-Copy1.ipynb beside 02_use_q.ipynb) are a
+    ValueError listing them: name one by its path."""
+    if notebook.endswith(".ipynb") or "/" in notebook or os.sep in notebook:
+        path = Path(notebook)
+        if not path.is_file():
+            raise ValueError(f"notebook: no file {notebook}")
+        return path
     folder = notebooks_dir() / ("solutions" if solutions else "")
-    if not number.isdigit():
-        raise ValueError(f"notebook: expected a number like 03, got {number!r}")
-    found = sorted(folder.glob(f"{int(number):02d}_*.ipynb"))
+    if not notebook.isdigit():
+        raise ValueError(f"notebook: expected a number like 03 or a path, got {notebook!r}")
+    found = sorted(folder.glob(f"{int(notebook):02d}_*.ipynb"))
     if not found:
-        raise ValueError(f"notebook: no notebook {int(number):02d} in {folder}")
+        raise ValueError(f"notebook: no notebook {int(notebook):02d} in {folder}")
+    if len(found) > 1:
+        listed = "\n".join(f"  {shown(folder, path)}" for path in found)
+        raise ValueError(
+            f"notebook: {len(found)} notebooks match {int(notebook):02d}; name the one to check "
+            f"by its path, e.g. python -m acteach check "
+            f"{shown(folder, min(found, key=lambda p: len(p.name)))}\n{listed}")
     return found[0]
 
 
-def run_checks(path: Path, timeout: int = 600) -> list[tuple[str, str, str]]:
-    """Execute a notebook top to bottom in a fresh kernel (cells that fail do not stop it);
-    -> (name, verdict, message) for every check cell, named by the function it checks, and for
-    every other cell that failed, named "cell i (its first line)".
+def notebook_exercises(path: Path) -> tuple[list[Exercise], dict[str, str]]:
+    """The exercises a notebook must check, and {function: its check cell's source}: from the
+    solution notebook of the same number (path's own solutions/ folder, or path itself if it
+    is a solution), else from the notebook's own stubs."""
+    path = Path(path)
+    match = NOTEBOOK_NAME.match(path.name)
+    if not match:
+        return [], {}
+    number = int(match.group(1))
+    if path.parent.name == "solutions":
+        solution = path
+    else:
+        same = path.parent / "solutions" / path.name
+        candidates = sorted((path.parent / "solutions").glob(f"{number:02d}_*.ipynb"))
+        solution = same if same.exists() else candidates[0] if len(candidates) == 1 else None
+    try:
+        source = read_notebook(solution) if solution else read_notebook(path)
+        found = exercises_in(source, number, str(solution or path))
+    except Exception:                   # noqa: BLE001 (a broken solution: judge by the stubs)
+        return [], {}
+    checks = {name: source.cells[i].source.strip() for name, i in checked_names(source).items()}
+    return found, checks
 
-    verdict: passed | not implemented | wrong | error. `python -m acteach check` prints these;
-    the test suite runs every student notebook through this function. timeout: seconds per cell.
+
+def run_checks(path: Path, timeout: int = 60) -> list[tuple[str, str, str]]:
+    """Execute a notebook top to bottom in a fresh kernel (cells that fail do not stop it);
+    -> (name, verdict, message) for every check cell, named by the function it checks, for
+    every exercise without a check cell ("exercise N.K", verdict "missing"), and for every
+    other cell that failed or timed out, named "cell i (its first line)".
+
+    verdict: passed | not implemented | wrong | error | timed out | missing.
+    `python -m acteach check` prints these. timeout: seconds per cell; a cell that runs longer
+    is interrupted (KeyboardInterrupt in the kernel) and the next cells still run. A notebook
+    that cannot be read, or a kernel that dies, is a RunError with a one-line message.
     """
     from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
 
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+        raise ValueError(f"timeout: expected a whole number of seconds >= 1, got {timeout!r}")
     path = Path(path)
-    nb = read_notebook(path)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    try:
+        nb = read_notebook(path)
+    except json.JSONDecodeError as error:
+        raise RunError(f"{path} is not a valid notebook (not JSON: {error}); restore it from "
+                       "a backup or from git") from None
+    except Exception as error:          # noqa: BLE001 (nbformat: JSON but not a notebook)
+        raise RunError(f"{path} is not a valid notebook ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    exercises, check_sources = notebook_exercises(path)
+    timed_out: set[int] = set()
+    running = [-1]
+
+    def started(cell, cell_index, **_):
+        running[0] = cell_index
+
+    def failed(cell, cell_index, execute_reply, **_):
+        if execute_reply["content"].get("ename") == "CellTimeout":
+            timed_out.add(cell_index)
+
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+        interrupt_on_timeout=True, on_cell_start=started, on_cell_error=failed,
+        error_on_timeout={"ename": "CellTimeout", "evalue": f"timed out after {timeout} s",
+                          "traceback": []},
+        resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except DeadKernelError:
+        cell = nb.cells[running[0]] if running[0] >= 0 else None
+        where = f" while running {_cell_name(running[0], cell)}" if cell else ""
+        raise RunError(f"the kernel died{where} (out of memory, or os._exit?); "
+                       "fix that cell and check again") from None
     checks = set(check_cells(nb))
     results = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         error = next((o for o in cell.outputs if o.output_type == "error"), None)
-        if i in checks:
+        if i in timed_out:
+            call = CHECK_CALL.search(cell.source) if i in checks else None
+            name = (call and call.group(2)) or _cell_name(i, cell)
+            results.append((name, "timed out", f"still running after {timeout} s, so it was "
+                            "interrupted (an endless loop?); the other cells went on"))
+        elif i in checks:
             call = CHECK_CALL.search(cell.source)
             results.append((call.group(2) or f"cell {i}", *_verdict(error)))
         elif error is not None:
-            results.append((f"cell {i} ({cell.source.splitlines()[0][:50]})", "error",
-                            f"{error.ename}: {error.evalue}"))
+            results.append((_cell_name(i, cell), "error", f"{error.ename}: {error.evalue}"))
+    checked = checked_names(nb)
+    for exercise in exercises:
+        if exercise.name not in checked:
+            again = check_sources.get(exercise.name)
+            results.append((f"exercise {exercise.label}", "missing",
+                            "its check cell is missing"
+                            + (f"; add a code cell after {exercise.name} with: {again}"
+                               if again else "")))
     return results
+
+
+def _cell_name(i: int, cell: NotebookNode) -> str:
+    lines = cell.source.strip().splitlines()
+    return f"cell {i} ({lines[0][:50] if lines else 'empty'})"
 
 
 def _verdict(error: NotebookNode | None) -> tuple[str, str]:

@@ -4,7 +4,13 @@ For every solution notebook: open it, run all cells, wait for the kernel, assert
 shows an error (this is the suite's one run of the solution notebooks: every cell of every
 solution must run without error); then, in every notebook with a lab, move its first slider
 with the keyboard and assert that the widget's image changed and its readout shows the new
-value. Screenshots go to screenshots/. One notebook: `pytest tests/test_browser.py -k 03_`.
+value.
+
+For every untouched student notebook (the suite's one run of them): Run All, as a student does
+first, must reach the end: every check cell fails with ExerciseNotImplemented (it is tagged
+`raises-exception`, so Run All goes on past it), every other cell runs without error, the last
+cell runs; saved by JupyterLab with its outputs, it holds no work (`exercises build` may refresh
+it). Screenshots go to screenshots/. One notebook: `pytest tests/test_browser.py -k 03_`.
 Each pytest-xdist worker that runs one of these tests starts its own JupyterLab and browser.
 
 Without Chromium the test is skipped with the reason printed, unless ACTEACH_REQUIRE_BROWSER=1
@@ -25,8 +31,11 @@ from pathlib import Path
 
 import pytest
 
+from acteach.exercises import check_cells, held_work, read_notebook
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+STUDENTS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHOTS = ROOT / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("ACTEACH_REQUIRE_BROWSER") == "1"
@@ -45,7 +54,8 @@ def browser_missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 serving a copy of the solution notebooks."""
+    """A JupyterLab server on 127.0.0.1 serving a copy of the notebooks: the student notebooks
+    at its root, the solutions in solutions/."""
     reason = browser_missing()
     if reason:
         if REQUIRED:
@@ -53,7 +63,10 @@ def lab(tmp_path_factory):
         print(f"skipping the browser test: {reason}")
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("lab")
+    (folder / "solutions").mkdir()
     for path in SOLUTIONS:
+        shutil.copy(path, folder / "solutions" / path.name)
+    for path in STUDENTS:
         shutil.copy(path, folder / path.name)
     settings = tmp_path_factory.mktemp("settings") / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)        # no news or update pop-ups over the notebook
@@ -135,12 +148,13 @@ ERRORS = """() => {
 }"""
 EXECUTED = """() => {
   const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
-  let code = 0, run = 0;
+  let code = 0, run = 0, last = -1;
   for (let i = 0; i < cells.length; i++) {
     const c = cells.get(i).toJSON();
-    if (c.cell_type === 'code') { code++; if (c.execution_count) run++; }
+    if (c.cell_type === 'code') { code++; last = i; if (c.execution_count) run++; }
   }
-  return [code, run];
+  const lastRan = last >= 0 && !!cells.get(last).toJSON().execution_count;
+  return [code, run, lastRan];
 }"""
 
 
@@ -165,13 +179,86 @@ def wait_idle(page, timeout_s: float) -> None:
 
 
 def run_all(page, timeout_s: float) -> list:
-    """Run All, wait until every code cell has run or one failed (Run All stops there), and the
-    kernel is idle; -> the cells with errors, [index, ename, evalue]."""
+    """Run All, wait until every code cell has run, or Run All stopped (a cell failed and the
+    kernel has stayed idle for 5 s with cells not run), and the kernel is idle; -> the cells
+    with errors, [index, ename, evalue]."""
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(f"() => ({EXECUTED})()[1] === ({EXECUTED})()[0] || ({ERRORS})().length",
-                           timeout=timeout_s * 1000, polling=1000)
+    deadline, quiet = time.time() + timeout_s, 0
+    while time.time() < deadline:
+        page.wait_for_timeout(1000)
+        code, run, _ = page.evaluate(EXECUTED)
+        if run == code:
+            break
+        stopped = page.evaluate(ERRORS) and page.evaluate(KERNEL_IDLE)
+        quiet = quiet + 1 if stopped else 0
+        if quiet >= 5:
+            break
     wait_idle(page, timeout_s)
     return page.evaluate(ERRORS)
+
+
+def open_notebook(page, lab, path: str) -> None:
+    """Open notebooks/<path> in a fresh workspace (nothing restored) and wait for its kernel."""
+    workspace = path.removesuffix(".ipynb").replace("/", "-")
+    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{path}?reset")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=60_000)
+    wait_idle(page, 120)
+
+
+def run_all_problems(errors: list, checks: list[int], code: int, run: int, last_ran: bool) -> list[str]:
+    """What is wrong after Run All on an untouched student notebook: a check cell that did not
+    fail with ExerciseNotImplemented, any other cell that failed, cells that did not run."""
+    failed = {i: (ename, evalue) for i, ename, evalue in errors}
+    problems = [f"check cell {i} did not fail with ExerciseNotImplemented (a vacuous check?)"
+                for i in checks if failed.get(i, ("",))[0] != "ExerciseNotImplemented"]
+    problems += [f"cell {i}: {ename}: {evalue}" for i, (ename, evalue) in failed.items()
+                 if i not in checks]
+    if run != code or not last_ran:
+        problems.append(f"Run All stopped: {code - run} of {code} code cells did not run"
+                        + ("" if last_ran else ", the last one among them"))
+    return problems
+
+
+def test_run_all_problems_names_each_kind():
+    errors = [[3, "ExerciseNotImplemented", "f is not implemented yet"], [5, "NameError", "x"],
+              [7, "CheckFailed", "f(1): expected 2, got 3"]]
+    assert run_all_problems(errors, [3, 7, 9], code=10, run=8, last_ran=False) == [
+        "check cell 7 did not fail with ExerciseNotImplemented (a vacuous check?)",
+        "check cell 9 did not fail with ExerciseNotImplemented (a vacuous check?)",
+        "cell 5: NameError: x",
+        "Run All stopped: 2 of 10 code cells did not run, the last one among them",
+    ]
+    assert run_all_problems([[3, "ExerciseNotImplemented", ""]], [3], 4, 4, True) == []
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", [p.name for p in STUDENTS], ids=[p.stem for p in STUDENTS])
+def test_run_all_reaches_the_end_of_the_student_notebook(page, lab, notebook, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    stem = notebook.removesuffix(".ipynb")
+    checks = check_cells(read_notebook(ROOT / "notebooks" / notebook))
+    assert checks, f"{notebook}: no check cell"
+    open_notebook(page, lab, notebook)
+    errors = run_all(page, 600)
+    code, run, last_ran = page.evaluate(EXECUTED)
+    page.screenshot(path=str(SHOTS / f"{stem}-student-run.png"), full_page=False)
+    page.evaluate("async i => { const nb = window.jupyterapp.shell.currentWidget.content; "
+                  "nb.activeCellIndex = i; await nb.scrollToItem(i, 'center'); }", checks[0])
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / f"{stem}-student-check.png"), full_page=False)
+    problems = run_all_problems(errors, checks, code, run, last_ran)
+    assert problems == [], (f"{notebook}: Run All on the untouched student notebook must reach "
+                            "the end, failing only at its check cells:\n" + "\n".join(problems))
+    # saved by JupyterLab with its outputs, it still holds no work: `exercises build` may refresh it
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
+                           timeout=30_000)
+    with urllib.request.urlopen(f"{lab}/api/contents/{notebook}?content=1", timeout=30) as reply:
+        saved = tmp_path / notebook
+        saved.write_text(json.dumps(json.load(reply)["content"]), encoding="utf-8")
+    assert read_notebook(saved).cells[checks[0]].outputs, "JupyterLab did not save the outputs"
+    assert held_work(ROOT / "notebooks" / "solutions" / notebook, saved) == []
 
 
 @pytest.mark.notebook
@@ -180,15 +267,12 @@ def run_all(page, timeout_s: float) -> list:
 def test_notebook_runs_in_jupyterlab_and_its_slider_redraws(page, lab, notebook):
     SHOTS.mkdir(exist_ok=True)
     stem = notebook.removesuffix(".ipynb")
-    page.goto(f"{lab}/lab/workspaces/{stem}/tree/{notebook}?reset")   # nothing restored
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=60_000)
-    wait_idle(page, 120)
+    open_notebook(page, lab, f"solutions/{notebook}")
     errors = run_all(page, 600)
     page.screenshot(path=str(SHOTS / f"{stem}-run.png"), full_page=False)
     assert errors == [], f"{notebook}: cells with errors: " + "; ".join(
         f"cell {i}: {ename}: {evalue}" for i, ename, evalue in errors)
-    code, run = page.evaluate(EXECUTED)
+    code, run, _ = page.evaluate(EXECUTED)
     assert run == code, f"{notebook}: {code - run} of {code} code cells did not run"
     if not has_widget(notebook):          # e.g. a training notebook: running it is the test
         assert page.locator(".widget-slider").count() == 0

@@ -8,15 +8,20 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from acteach.exercises import (
+    RAISES,
+    Exercise,
     build,
     build_student_notebook,
     check_cells,
     clean,
     count_regions,
     dirty_notebooks,
+    exercises_in,
+    held_work,
     notebook_text,
     out_of_sync,
     read_notebook,
+    rebound_exercises,
     student_path,
 )
 
@@ -136,12 +141,22 @@ def test_two_regions_in_one_cell_are_both_numbered():
     assert "keepdims" not in source
 
 
+def test_check_cells_are_tagged_raises_exception_in_the_student_notebook_only():
+    solution = solution_notebook()
+    student = build_student_notebook(solution, 1)
+    assert [i for i, c in enumerate(student.cells) if RAISES in c.metadata.get("tags", [])] == [2, 5]
+    assert not any(c.metadata.get("tags") == [RAISES] for c in solution.cells)
+    assert build_student_notebook(student, 1) == student     # the tag is not added twice
+
+
 def test_markdown_metadata_and_ids_are_copied_unchanged():
     solution = solution_notebook()
     student = build_student_notebook(solution, 1)
     assert student.cells[0] == solution.cells[0]
     assert student.metadata == solution.metadata
     assert student.cells[1].metadata == {"tags": ["exercise"]}
+    assert student.cells[2].metadata == {"tags": [RAISES]}
+    assert [c.metadata for c in solution.cells] == [{}, {"tags": ["exercise"]}, {}, {}, {}, {}]
     assert [c.id for c in student.cells] == [c.id for c in solution.cells]
     assert student.cells[3].source == solution.cells[3].source
 
@@ -231,12 +246,12 @@ def test_student_path_and_bad_names(tmp_path):
 def test_build_writes_students_and_is_byte_identical_when_repeated(tmp_path):
     write(tmp_path / "solutions" / "01_reward_to_go.ipynb", solution_notebook())
     target = tmp_path / "01_reward_to_go.ipynb"
-    assert build(tmp_path) == [target]
+    assert build(tmp_path) == ([target], [])
     first = target.read_bytes()
     assert first.endswith(b"}\n") and b'\n "cells": [\n  {' in first  # nbformat, indent=1
-    assert build(tmp_path) == []  # nothing changed, nothing written
+    assert build(tmp_path) == ([], [])  # nothing changed, nothing written
     target.unlink()
-    assert build(tmp_path) == [target]
+    assert build(tmp_path) == ([target], [])
     assert target.read_bytes() == first
     student = nbformat.reads(first.decode(), as_version=4)
     assert "Exercise 1.2: write the body of baseline" in student.cells[4].source
@@ -312,3 +327,60 @@ def test_clean_strips_outputs_in_place_and_is_idempotent(tmp_path):
     nb = read_notebook(path)
     assert "running = rew[t] + gamma * running" in nb.cells[1].source  # solutions stay solutions
     assert [c.id for c in nb.cells] == [c.id for c in original.cells]
+
+
+# --- exercises, rebinding, work -------------------------------------------------------------
+
+
+def test_exercises_come_from_the_regions_or_else_from_the_stubs():
+    solution = solution_notebook()
+    expected = [Exercise("1.1", "reward_to_go", 1), Exercise("1.2", "baseline", 4)]
+    assert exercises_in(solution, 1) == expected
+    assert exercises_in(build_student_notebook(solution, 1), 1) == expected
+
+
+REBIND = [
+    "def critic_loss(v):\n    ### BEGIN SOLUTION\n    return v\n    ### END SOLUTION",
+    "check_critic_loss(critic_loss)",
+    "from acteach.critic import critic_loss as library_critic_loss\n"
+    "def helper():\n    critic_loss = 1\n    return critic_loss\n"
+    "values = [critic_loss for critic_loss in range(3)]",
+]
+
+
+def test_rebinding_an_exercise_name_after_its_def_is_found():
+    assert rebound_exercises(new_notebook(cells=[new_code_cell(c) for c in REBIND])) == []
+    for later in ("from acteach.critic import critic_loss  # the library's",
+                  "critic_loss = library_critic_loss", "import critic_loss",
+                  "for critic_loss in (1, 2):\n    pass"):
+        nb = new_notebook(cells=[new_code_cell(c) for c in REBIND + [later]])
+        (message,) = rebound_exercises(nb, "04_fitting_v.ipynb")
+        assert message.startswith(f"04_fitting_v.ipynb, cell 3, line 1: `{later.splitlines()[0]}` "
+                                  "binds critic_loss again after the exercise's def (cell 0)")
+    before = new_notebook(cells=[new_code_cell("from acteach.critic import critic_loss")]
+                          + [new_code_cell(c) for c in REBIND])
+    assert rebound_exercises(before) == []      # before the def: the def wins
+
+
+def test_held_work_names_each_edited_exercise(tmp_path):
+    solution = write(tmp_path / "solutions" / "01_reward_to_go.ipynb", solution_notebook())
+    target = tmp_path / "01_reward_to_go.ipynb"
+    assert held_work(solution, target) == []                 # no student notebook yet
+    build(tmp_path)
+    assert held_work(solution, target) == []                 # untouched
+    student = read_notebook(target)
+    student.cells[4].source = student.cells[4].source.replace(
+        'raise NotImplementedError("Exercise 1.2: write the body of baseline")', "return 0")
+    student.cells[0].source = "# my notes"                   # not an exercise: not work
+    student.cells[3].outputs = [new_output("stream", name="stdout", text="1\n")]
+    write(target, student)
+    assert held_work(solution, target) == ["exercise 1.2 (baseline)"]
+    assert build(tmp_path) == ([], [(target, "your work in exercise 1.2 (baseline) differs from "
+                                              "the stub")])
+    assert "return 0" in read_notebook(target).cells[4].source
+    assert build(tmp_path, force=True) == ([target], [])
+    assert held_work(solution, target) == []
+    target.write_text("{not json", encoding="utf-8")
+    assert held_work(solution, target) == ["the whole file (not a readable notebook: "
+                                           "JSONDecodeError)"]
+    assert build(tmp_path).skipped[0][0] == target
