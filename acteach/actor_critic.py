@@ -18,6 +18,12 @@ Notebook 06's batch actor-critic (`train_batch_actor_critic`) and REINFORCE (`tr
 instead sample n_episodes whole episodes per update. All of them read one `A2CConfig` and return
 an `A2CHistory`; the bookkeeping around their loops is `acteach.training`'s.
 
+Many seeds at once: `train_a2c_seeds(config, seeds)` trains one A2C run per seed as one
+computation (`acteach.stacked`: K networks as batched layers, K vector envs), each run the one
+`train_a2c` would do with its seed, up to float rounding; `train_a2c` is its one-seed case. The
+same `rollout` and `a2c_update` serve both: with K seeds the record is (T, K, N) and each loss
+has one value per seed.
+
 Vector envs (gymnasium 1.x) autoreset on the NEXT step: after a step that ends an episode, the
 following step() ignores the action, returns the reset observation and reward 0. That step is
 not a transition of the MDP, so `rollout` puts it off the mask. The done step itself returns the
@@ -28,20 +34,25 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from acteach._validate import check_flag, check_lam, check_positive_int, check_real
+from acteach._validate import (StrictConfig, check_flag, check_gamma, check_integer,
+                               check_lam, check_positive_int, check_real)
 from acteach.advantages import bootstrapped_return, bootstrapped_target, gae, td_advantage
 from acteach.critic import critic_loss as bootstrapped_critic_loss
 from acteach.critic import monte_carlo_loss
 from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.returns import reward_to_go
-from acteach.sampling import Batch, check_next_step_autoreset, make_envs, sample_episodes
+from acteach.sampling import (Batch, check_action_space, check_next_step_autoreset, make_envs,
+                              sample_episodes)
+from acteach.stacked import (SeedEnvs, clip_gradients, keep_seeds, stack_pairs,
+                             stacked_parameters, trust_actions, unstack_into)
 from acteach.surrogate import policy_gradient_surrogate
-from acteach.training import (History, check_run_config, clip_gradients, progress_bar,
+from acteach.training import (History, check_run_config, interruptible, progress_bar,
                               single_threaded)
 
 #: The critic targets of A2C (batch training: the first two). `critic.TARGETS` are the ways
@@ -50,7 +61,7 @@ A2C_TARGETS = ("one_step", "n_step", "gae")
 
 
 @dataclass
-class A2CConfig:
+class A2CConfig(StrictConfig):
     """Hyperparameters of A2C (synchronous parallel actor-critic), of the lecture's online
     actor-critic (A2C with one env and one step) and of notebook 06's batch actor-critic and
     REINFORCE (whole episodes; the fields marked "batch training" are theirs)."""
@@ -98,16 +109,15 @@ class A2CConfig:
     seed: int = 0
     """Seeds the networks' initialisation, the action sampling and the env resets."""
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
+        """Raise ValueError naming the first bad field (also run when a field is set; an
+        unknown field name is a TypeError: `StrictConfig`)."""
         check_run_config(self, ("n_envs", "n_steps", "n_episodes", "total_steps",
                                 "critic_epochs", "stop_window"))
         check_lam(self.lam)
         check_real("value_coef", self.value_coef, "positive")
         check_flag("shared", self.shared)
+        check_flag("normalize_adv", self.normalize_adv)
         if self.target not in A2C_TARGETS:
             raise ValueError(f"target: expected one of {A2C_TARGETS}, got {self.target!r}")
         for name in ("lr_actor", "lr_critic"):
@@ -159,6 +169,8 @@ def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np
     time-major Batch with T = n_steps: obs, next_obs (T, N, D) float32, act (T, N) int64,
     rew (T, N) float64, mask / terminated / truncated (T, N) bool. mask is False on reset steps
     (and their rew and flags are 0); on a done step next_obs is the true final observation.
+    K stacked seeds (`train_a2c_seeds`): envs a `stacked.SeedEnvs`, policy a `StackedPolicy`,
+    one generator per seed; every (N, ...) above is then (K, N, ...).
     """
     check_positive_int("n_steps", n_steps)
     check_next_step_autoreset(envs)
@@ -232,25 +244,70 @@ def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, confi
 
 def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: A2CConfig
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """a2c_losses, plus the mean entropy and the mean advantage (floats' worth, for history)."""
+    """a2c_losses, plus the mean entropy and the mean advantage (for history). A record of K
+    stacked seeds, (T, K, N), gives each of them per seed, shape (K,) (`acteach.stacked`)."""
     mask = torch.as_tensor(record.mask)
-    n_valid = max(int(mask.sum()), 1)
+    valid = _ValidSteps(mask)
     value, next_value = critic(np.stack([record.obs, record.next_obs]))      # one forward pass
-    y = critic_targets(critic, record, config, next_value.detach().double().numpy(),
-                       value.detach().double().numpy())
-    y = torch.as_tensor(y, dtype=critic.dtype)                               # (T, N), a constant
+    T = mask.shape[0]
+    y = critic_targets(critic, _columns(record), config,                      # column by column
+                       next_value.detach().double().numpy().reshape(T, -1),
+                       value.detach().double().numpy().reshape(T, -1))
+    y = torch.as_tensor(y.reshape(mask.shape), dtype=critic.dtype)            # a constant
 
-    critic_loss = torch.where(mask, (y - value) ** 2, 0.0).sum() / n_valid    # value = V_phi(s_t)
+    critic_loss = valid.mean((y - value) ** 2)                                # value = V_phi(s_t)
 
     adv = torch.where(mask, y - value.detach(), 0.0)                          # A_t, no gradient
-    if config.normalize_adv and n_valid > 1:
-        adv = torch.where(mask, (adv - adv[mask].mean()) / (adv[mask].std() + 1e-8), 0.0)
+    if config.normalize_adv:
+        adv = valid.standardise(adv)
     logp, entropy = policy.log_prob_and_entropy(record.obs, record.act)      # (T, N) each
-    surrogate = policy_gradient_surrogate(logp, adv, mask) * mask.shape[1] / n_valid
-    entropy = torch.where(mask, entropy, 0.0).sum() / n_valid
+    surrogate = valid.surrogate(logp, adv)
+    entropy = valid.mean(entropy)
     actor_loss = -surrogate - config.ent_coef * entropy
-    adv_mean = adv[mask].mean() if mask.any() else torch.zeros(())
-    return actor_loss, critic_loss, entropy, adv_mean
+    return actor_loss, critic_loss, entropy, valid.mean(adv)
+
+
+class _ValidSteps:
+    """Means over the valid steps of one run's (T, N) mask — or, for K stacked seeds' (T, K, N)
+    mask, over each seed's own valid steps, one number per seed (K,). (The one-run formulas are
+    kept as they were, so train_a2c's runs are the same to the last bit.)"""
+
+    def __init__(self, mask: torch.Tensor):
+        self.mask, self.stacked = mask, mask.dim() == 3
+        self.n = (mask.sum((0, 2)).clamp(min=1) if self.stacked else max(int(mask.sum()), 1))
+
+    def mean(self, x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+        n = self.n.view(1, -1, 1) if keepdim and self.stacked else self.n
+        total = torch.where(self.mask, x, 0.0)
+        return total.sum((0, 2), keepdim=keepdim) / n if self.stacked else total.sum() / n
+
+    def standardise(self, adv: torch.Tensor) -> torch.Tensor:
+        """(adv - mean) / std over the valid steps, 0 elsewhere; as it was with one valid step."""
+        if not self.stacked:
+            if self.n <= 1:
+                return adv
+            valid = adv[self.mask]
+            return torch.where(self.mask, (adv - valid.mean()) / (valid.std() + 1e-8), 0.0)
+        n = self.n.view(1, -1, 1)
+        mean = self.mean(adv, keepdim=True)
+        std = (self.mean((adv - mean) ** 2, keepdim=True) * n / (n - 1).clamp(min=1)).sqrt()
+        return torch.where((n > 1) & self.mask, (adv - mean) / (std + 1e-8), adv)
+
+    def surrogate(self, logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+        """policy_gradient_surrogate(logp, adv, mask) * N / (valid steps): the mean over the
+        valid steps of log pi * A (of each seed)."""
+        if self.stacked:
+            return self.mean(logp * adv)
+        return policy_gradient_surrogate(logp, adv, self.mask) * self.mask.shape[1] / self.n
+
+
+def _columns(record: Batch) -> Batch:
+    """A record of K stacked seeds (T, K, N, ...) as (T, K * N, ...) columns; others as is."""
+    if record.mask.ndim == 2:
+        return record
+    T, K, N = record.mask.shape
+    return Batch(**{key: value.reshape(T, K * N, *value.shape[3:])
+                    for key, value in vars(record).items()})
 
 
 def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.optim.Optimizer,
@@ -261,22 +318,24 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
     Separate networks: opt_critic steps on critic_loss, opt_actor on actor_loss; or, with
     opt_critic None, opt_actor holds both (`actor_critic_adam`) and steps on their sum. A
     shared trunk (config.shared, opt_critic None): actor_loss + value_coef * critic_loss.
-    Returns the losses, the mean entropy and the mean advantage as floats.
+    Returns the losses, the mean entropy and the mean advantage as floats (lists of K floats,
+    one per seed, for K stacked seeds: `train_a2c_seeds`).
     """
     actor_loss, critic_loss, entropy, adv_mean = _a2c_terms(policy, critic, record, config)
     # separate networks: the critic loss moves only phi and the actor loss only theta (adv is
     # detached), so one backward pass of their sum gives each network its own gradient; a
     # shared trunk feels both, the critic's weighted by value_coef
+    # (K seeds stacked: one loss per seed; their sum gives each seed the gradient of its own)
     loss = actor_loss + (config.value_coef if config.shared else 1.0) * critic_loss
     optimizers = [opt_actor] if opt_critic is None else [opt_critic, opt_actor]
     for opt in optimizers:
         opt.zero_grad()
-    loss.backward()
+    loss.sum().backward()
     for opt in optimizers:
         clip_gradients(opt, config.max_grad_norm)          # each network's gradient on its own
         opt.step()
-    return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
-            "entropy": entropy.item(), "adv_mean": adv_mean.item()}
+    return {"actor_loss": actor_loss.tolist(), "critic_loss": critic_loss.tolist(),
+            "entropy": entropy.tolist(), "adv_mean": adv_mean.tolist()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,13 +377,36 @@ def train_a2c(config: A2CConfig, progress: bool = True) -> A2CHistory:
 
     Runs `training.single_threaded(config.seed)`: torch on one thread (small nets on a few
     cores train far faster on one thread), the thread count and the global torch RNG state
-    restored afterwards.
+    restored afterwards. It is `train_a2c_seeds` with the one seed config.seed.
+    """
+    return train_a2c_seeds(config, [config.seed], progress)[0]
+
+
+def train_a2c_seeds(config: A2CConfig, seeds: Sequence[int], progress: bool = False
+                    ) -> list[A2CHistory]:
+    """Train one A2C run per seed, all of them as one computation (`acteach.stacked`): K
+    networks as batched layers, K vector envs of N envs, one optimiser call for all.
+
+    Run k is the run of train_a2c(replace(config, seed=seeds[k])), up to float rounding: the
+    same initialisation, env resets and action noise, its own Adam state and gradient clipping,
+    no gradient between seeds. Each run stops on its own (total_steps or stop_return) and
+    leaves the batch then; its History's seconds are the batch's wall-clock until that moment.
     """
     config.validate()
-    envs = make_envs(config.env_id, config.n_envs)
+    if isinstance(seeds, (int, np.integer)) or len(seeds) == 0:
+        raise ValueError(f"seeds: expected a non-empty list of integer seeds, got {seeds!r}")
+    for seed in seeds:
+        check_integer("seeds", seed)
+    if config.n_steps == 1 and len(seeds) > 1:
+        # one-step rollouts can hold no transition for one seed but not another (all its envs
+        # on gymnasium's reset step); such a seed skips its update, so run them one by one
+        return [train_a2c(dataclasses.replace(config, seed=int(s)), progress) for s in seeds]
+    envs = (trust_actions(make_envs(config.env_id, config.n_envs)) if len(seeds) == 1
+            else SeedEnvs(config.env_id, config.n_envs, len(seeds)))
+    check_action_space(envs, config.env_id, "Discrete", "A2C")
     try:
-        with single_threaded(config.seed):
-            return _train(config, envs, progress)
+        with single_threaded(int(seeds[0])):
+            return _train(config, [int(s) for s in seeds], envs, progress)
     finally:
         envs.close()
 
@@ -337,39 +419,76 @@ def train_online_actor_critic(config: A2CConfig, progress: bool = True) -> A2CHi
                      progress)
 
 
-def _train(config: A2CConfig, envs: Any, progress: bool) -> A2CHistory:
-    """The loop of train_a2c: rollout, a2c_update, bookkeeping."""
-    start = time.perf_counter()
-    obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
+def _networks(config: A2CConfig, obs_dim: int, n_actions: int, seed: int
+              ) -> tuple[CategoricalPolicy, ValueNet]:
+    """The (policy, critic) a run with this seed starts from (from torch's global RNG)."""
+    torch.manual_seed(seed)
     if config.shared:
-        policy, critic = shared_actor_critic(obs_dim, n_actions, config.hidden)
-        opt_actor, opt_critic = adam(torch.nn.ModuleList([policy, critic]), config.lr_actor), None
+        return shared_actor_critic(obs_dim, n_actions, config.hidden)
+    return CategoricalPolicy(obs_dim, n_actions, config.hidden), ValueNet(obs_dim, config.hidden)
+
+
+def _train(config: A2CConfig, seeds: list[int], envs: Any, progress: bool
+           ) -> list[A2CHistory]:
+    """The loop of train_a2c_seeds: rollout, a2c_update, bookkeeping per seed; a seed that is
+    done leaves the batch (its rows of the networks, the optimiser, the envs). One seed runs on
+    the plain networks and envs (a record (T, N)), seen below as a batch of one."""
+    start = time.perf_counter()
+    one = len(seeds) == 1
+    obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
+    pairs = [_networks(config, obs_dim, n_actions, seed) for seed in seeds]
+    policy, critic = pairs[0] if one else stack_pairs(pairs)
+    if config.shared:
+        opt_actor = adam(torch.nn.ModuleList([policy, critic]), config.lr_actor)
     else:
-        policy = CategoricalPolicy(obs_dim, n_actions, config.hidden)
-        critic = ValueNet(obs_dim, config.hidden)
-        opt_actor, opt_critic = actor_critic_adam(policy, critic, config), None
-    generator = torch.Generator().manual_seed(config.seed)
-    obs, _ = envs.reset(seed=config.seed)
-    autoreset = np.zeros(config.n_envs, dtype=bool)
-    running_return, history = np.zeros(config.n_envs), A2CHistory()
-    with progress_bar(config.total_steps, progress, "A2C") as bar:
-        while history.env_steps < config.total_steps:
-            record, obs, autoreset = rollout(envs, policy, obs, autoreset, config.n_steps,
-                                             generator)
-            if record.mask.any():        # a lone reset step (n_envs = n_steps = 1) has nothing
-                history.add_losses(a2c_update(policy, critic, opt_actor, opt_critic, record,
-                                              config))
-            before = history.env_steps
-            _record_rollout(history, record, running_return, time.perf_counter() - start)
-            bar.update(history.env_steps - before)
-            if history.episode_returns and len(history.episode_returns) % 10 == 0:
-                bar.set_postfix(ret20=f"{np.mean(history.episode_returns[-20:]):.0f}",
-                                refresh=False)
-            if _reached_stop(history, config):
-                break
-    history.seconds = time.perf_counter() - start
-    history.policy, history.critic = policy, critic
-    return history
+        opt_actor = actor_critic_adam(policy, critic, config)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    obs, _ = envs.reset(seed=seeds[0]) if one else envs.reset(seeds)
+    autoreset = np.zeros((len(seeds), config.n_envs), dtype=bool)
+    running_return = np.zeros((len(seeds), config.n_envs))
+    histories = [A2CHistory() for _ in seeds]
+    live = list(range(len(seeds)))                  # the seeds still training, in batch order
+    with (progress_bar(config.total_steps * len(seeds), progress, "A2C") as bar,
+          interruptible(histories, "A2C")):
+        while live:
+            record, obs, autoreset = rollout(envs, policy, obs, autoreset[0] if one else autoreset,
+                                             config.n_steps, generators[0] if one else generators)
+            losses = (a2c_update(policy, critic, opt_actor, None, record, config)
+                      if record.mask.any() else None)     # a lone reset step has nothing
+            if one:                                       # as a batch of one seed
+                record = Batch(**{key: value[:, None] for key, value in vars(record).items()})
+                losses = losses and {key: [value] for key, value in losses.items()}
+                autoreset = autoreset[None]
+            seconds = time.perf_counter() - start
+            for i, k in enumerate(live):
+                if losses is not None:
+                    histories[k].add_losses({key: value[i] for key, value in losses.items()})
+                before = histories[k].env_steps
+                _record_rollout(histories[k], Batch(**{key: value[:, i] for key, value
+                                                       in vars(record).items()}),
+                                running_return[i], seconds)
+                bar.update(histories[k].env_steps - before)
+            done = [i for i, k in enumerate(live) if histories[k].env_steps >= config.total_steps
+                    or _reached_stop(histories[k], config)]
+            for i in done:
+                k = live[i]
+                histories[k].seconds = seconds
+                histories[k].policy = unstack_into(policy, pairs[k][0], i)
+                histories[k].critic = unstack_into(critic, pairs[k][1], i)
+            if done:
+                keep = [i for i in range(len(live)) if i not in done]
+                live = [live[i] for i in keep]
+                if live:
+                    keep_seeds(stacked_parameters(policy, critic), opt_actor, keep)
+                    envs.keep(keep)
+                    obs, autoreset = obs[keep], autoreset[keep]
+                    running_return = running_return[keep]
+                    generators = [generators[i] for i in keep]
+    for i, k in enumerate(live):            # interrupted (Ctrl-C): the runs so far
+        histories[k].seconds = time.perf_counter() - start
+        histories[k].policy = unstack_into(policy, pairs[k][0], i)
+        histories[k].critic = unstack_into(critic, pairs[k][1], i)
+    return histories
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,6 +509,7 @@ def actor_critic_losses(policy: CategoricalPolicy, critic: torch.nn.Module, obs,
     -> (actor_loss, critic_loss), scalar tensors; the actor loss moves only theta, the critic
     loss only V_phi(s).
     """
+    check_gamma(gamma)
     mask = torch.as_tensor(np.asarray(mask, dtype=bool))
     value, next_value = critic(obs), critic(next_obs)                         # (T, N) each
     done = torch.as_tensor(np.asarray(terminated, dtype=bool))
@@ -483,6 +603,8 @@ def _train_episodes(config: A2CConfig, with_critic: bool, progress: bool) -> A2C
             raise ValueError(f"{name}: batch training supports separate networks and the "
                              f"one_step or n_step target, got {name}={getattr(config, name)!r}")
     env = make_envs(config.env_id, 1)
+    check_action_space(env, config.env_id, "Discrete",
+                       "batch actor-critic" if with_critic else "REINFORCE")
     obs_dim, n_actions = env.single_observation_space.shape[0], env.single_action_space.n
     env.close()
     start = time.perf_counter()
@@ -493,7 +615,7 @@ def _train_episodes(config: A2CConfig, with_critic: bool, progress: bool) -> A2C
         opt_critic = adam(critic, config.lr_critic)
         seeds, history = np.random.default_rng(config.seed), A2CHistory()
         desc = "batch AC" if with_critic else "REINFORCE"
-        with progress_bar(config.total_steps, progress, desc) as bar:
+        with progress_bar(config.total_steps, progress, desc) as bar, interruptible(history, desc):
             while history.env_steps < config.total_steps:
                 batch = sample_episodes(config.env_id, policy, config.n_episodes,   # 1. sample
                                         seed=int(seeds.integers(2**31)))

@@ -15,6 +15,43 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def load_average(when: str) -> list[float]:
+    """Print the 1, 5 and 15-minute load averages, with a warning when the 1-minute one exceeds
+    the core count (other jobs then share the cores and the timings are not to be trusted);
+    -> the three numbers."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    cores = os.cpu_count() or 1
+    print(f"load average at {when}: {load[0]} {load[1]} {load[2]} ({cores} cores)", flush=True)
+    if load[0] > cores:
+        print(f"WARNING: the load average {load[0]} exceeds the {cores} cores: other jobs share "
+              f"the machine, so the timings below are not to be trusted", flush=True)
+    return load
+
+
+def interleaved(runners: dict, seeds: list[int], on_result=None) -> dict[str, list[dict]]:
+    """Run every side on seed 0, then every side on seed 1, ... (acteach 0, SB3 0, acteach 1,
+    ...), each in a fresh process, so that load drifting during the benchmark lands on both
+    sides alike. runners: name -> a picklable function seed -> result dict. on_result(name, seed,
+    result) is called as each run ends. -> name -> results in seed order."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    results: dict[str, list[dict]] = {name: [] for name in runners}
+    for seed in seeds:
+        for name, run in runners.items():
+            with ProcessPoolExecutor(max_workers=1) as pool:       # a fresh process per run
+                result = pool.submit(run, seed).result()
+            results[name].append(result)
+            if on_result is not None:
+                on_result(name, seed, result)
+    return results
+
+
+def ms_per_step(results: list[dict]) -> float:
+    """Median over runs of the training milliseconds per environment step."""
+    return round(float(np.median([1000 * r["step_seconds"] / r["step_count"]
+                                  for r in results])), 4)
+
+
 def report(title: str, header: list[str], rows: list[list], summary: dict) -> None:
     """Print a fixed-width table and, last, one JSON line with the summary."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]

@@ -1,27 +1,30 @@
 """How fast acteach's A2C solves CartPole-v1, side by side with Stable-Baselines3's A2C.
 
-    python benchmarks/learning.py [--seeds 0 1 2 3 4] [--jobs 1] [--no-sb3]
+    python benchmarks/learning.py [--seeds 0 1 2 3 4] [--no-sb3]
 
 The rule, the same for both: train on CartPole-v1 until the mean return of the last 100
 training episodes first reaches 475; report the environment steps and the training seconds
 (everything from the first reset on; neither side evaluates) at that moment, per seed, then the
-median and range. Both run with one torch thread. A run that has not reached 475 within its
-step budget counts as the budget (and is marked ">").
+median and range, and each side's training milliseconds per env step. Both run with one torch
+thread, one run at a time, each in a fresh process, the sides interleaved seed by seed (acteach 0,
+SB3 0, acteach 1, ...) so that load drifting during the run lands on both alike; the load
+average is printed at the start and the end, with a warning when it exceeds the core count. A
+run that has not reached 475 within its step budget counts as the budget (marked ">").
 
 Stable-Baselines3 (the optional extra: pip install -e ".[bench]") runs its A2C with the RL Zoo
 hyperparameters for CartPole-v1: 8 envs, ent_coef 0, everything else at SB3's defaults.
 
-Target: acteach's median steps <= 0.6x SB3's, and median seconds <= 0.4x SB3's.
+Target: acteach's median steps <= 0.5x SB3's, and median seconds <= 0.25x SB3's.
 """
 from __future__ import annotations
 
 import argparse
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from _common import add_ratios, median_row, report, summarize_runs
+from _common import (add_ratios, interleaved, load_average, median_row, ms_per_step, report,
+                     summarize_runs)
 
 THRESHOLD, WINDOW = 475.0, 100
 BUDGET = {"acteach": 300_000, "sb3": 1_000_000}
@@ -36,7 +39,8 @@ def run_acteach(seed: int) -> dict:
     history = train_a2c(config, progress=False)
     steps = history.steps_to_mean_return(THRESHOLD, WINDOW)
     seconds = history.seconds_to_mean_return(THRESHOLD, WINDOW)
-    return {"steps": steps, "seconds": seconds, "budget_seconds": history.seconds}
+    return {"steps": steps, "seconds": seconds, "budget_seconds": history.seconds,
+            "step_seconds": history.seconds, "step_count": history.env_steps}
 
 
 def run_sb3(seed: int) -> dict:
@@ -73,48 +77,51 @@ def run_sb3(seed: int) -> dict:
     callback = StopWhenSolved()
     callback.start = start
     model.learn(total_timesteps=BUDGET["sb3"], callback=callback)
+    seconds = time.perf_counter() - start
     envs.close()
-    return {"steps": callback.steps, "seconds": callback.seconds,
-            "budget_seconds": time.perf_counter() - start}
+    return {"steps": callback.steps, "seconds": callback.seconds, "budget_seconds": seconds,
+            "step_seconds": seconds, "step_count": model.num_timesteps}
 
 
-def _one(job: tuple[str, int]) -> tuple[str, int, dict]:
-    name, seed = job
-    return name, seed, (run_acteach if name == "acteach" else run_sb3)(seed)
+def _row(name: str, seed: int, r: dict) -> list:
+    steps = r["steps"] if r["steps"] is not None else f">{BUDGET[name]}"
+    seconds = f"{r['seconds']:.1f}" if r["seconds"] is not None else f">{r['budget_seconds']:.1f}"
+    return [name, seed, steps, seconds, f"{1000 * r['step_seconds'] / r['step_count']:.3f}"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs in parallel, each on one thread (default 1)")
     parser.add_argument("--no-sb3", action="store_true", help="acteach only")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="one step budget for both sides (a smoke run; default: "
+                             f"{BUDGET})")
     args = parser.parse_args()
-    names = ["acteach"]
+    if args.budget is not None:
+        BUDGET.update(acteach=args.budget, sb3=args.budget)
+    runners = {"acteach": run_acteach}
     if not args.no_sb3:
         try:
             import stable_baselines3  # noqa: F401
-            names.append("sb3")
+            runners["sb3"] = run_sb3
         except ImportError:
             print("stable-baselines3 is not installed (pip install -e '.[bench]'): "
                   "acteach only")
-    jobs = [(name, seed) for name in names for seed in args.seeds]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        done = list(pool.map(_one, jobs))
+    load_start = load_average("start")
+    results = interleaved(runners, args.seeds,
+                          lambda name, seed, r: print(*_row(name, seed, r), flush=True))
+    load_end = load_average("end")
 
-    rows, summary = [], {"threshold": THRESHOLD, "window": WINDOW, "jobs": args.jobs}
-    for name in names:
-        results = [r for n, _, r in done if n == name]
-        for (_, seed, r) in (d for d in done if d[0] == name):
-            steps = r["steps"] if r["steps"] is not None else f">{BUDGET[name]}"
-            seconds = (f"{r['seconds']:.1f}" if r["seconds"] is not None
-                       else f">{r['budget_seconds']:.1f}")
-            rows.append([name, seed, steps, seconds])
-        summary[name] = summarize_runs(results, BUDGET[name])
-        rows.append(median_row(name, summary[name]))
-    add_ratios(summary, {"steps_ratio": 0.6, "seconds_ratio": 0.4})
+    rows, summary = [], {"threshold": THRESHOLD, "window": WINDOW, "interleaved": True,
+                         "load_start": load_start, "load_end": load_end}
+    for name, runs in results.items():
+        rows += [_row(name, seed, r) for seed, r in zip(args.seeds, runs)]
+        summary[name] = summarize_runs(runs, BUDGET[name])
+        summary[name]["ms_per_step"] = ms_per_step(runs)
+        rows.append(median_row(name, summary[name]) + [f"{summary[name]['ms_per_step']:.3f}"])
+    add_ratios(summary, {"steps_ratio": 0.5, "seconds_ratio": 0.25})
     report("CartPole-v1: steps and seconds until the last-100 mean return reaches 475",
-           ["agent", "seed", "env steps", "train seconds"], rows, summary)
+           ["agent", "seed", "env steps", "train seconds", "ms per env step"], rows, summary)
 
 
 if __name__ == "__main__":

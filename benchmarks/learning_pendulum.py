@@ -1,16 +1,19 @@
 """How fast acteach's SAC solves Pendulum-v1, side by side with Stable-Baselines3's SAC.
 
-    python benchmarks/learning_pendulum.py [--seeds 0 1 2 3 4] [--no-sb3]
+    python benchmarks/learning_pendulum.py [--seeds 0 1 2 3 4] [--eval-every 500] [--no-sb3]
 
-The rule, the same for both: every 1,000 environment steps, evaluate the deterministic policy
+The rule, the same for both: every 500 environment steps (--eval-every), evaluate the deterministic policy
 (the mean action, squashed) on 5 episodes; report the environment steps and the training seconds
 (wall-clock from the first environment step on, evaluation excluded; building the networks
 excluded) at the first evaluation whose mean return is >= -200, per seed, then the median and
-range. Both run with one torch thread, one run at a time. A run that has not reached -200
-within its step budget counts as the budget (marked ">").
+range, and each side's training milliseconds per env step. Both run with one torch thread, one
+run at a time, each in a fresh process, the sides interleaved seed by seed (acteach 0, SB3 0,
+acteach 1, ...) so that load drifting during the run lands on both alike; the load average is
+printed at the start and the end, with a warning when it exceeds the core count. A run that has
+not reached -200 within its step budget counts as the budget (marked ">").
 
 acteach: `acteach.sac.train_sac` with its default SACConfig (64x64 networks, batch
-128, learning_starts 1,000, tau 0.01, lr 1e-3, tuned alpha). It has no early stop, so each run
+128, learning_starts 250, tau 0.01, lr 1e-3, tuned alpha). It has no early stop, so each run
 trains to its budget; only the time to the first evaluation >= -200 is reported.
 
 Stable-Baselines3 (the optional extra: pip install -e ".[bench]") runs its SAC with the RL Zoo
@@ -18,7 +21,7 @@ hyperparameters for Pendulum-v1: learning_rate 1e-3, everything else at SB3's de
 networks, batch 256, learning_starts 100, tau 0.005, tuned alpha). A callback evaluates it by the
 same rule (same evaluation seeds) and stops it at the first evaluation >= -200.
 
-Target: acteach's median steps <= SB3's, and median seconds <= 0.4x SB3's.
+Target: acteach's median steps <= 0.75x SB3's, and median seconds <= 0.25x SB3's.
 """
 from __future__ import annotations
 
@@ -27,9 +30,11 @@ import time
 
 import numpy as np
 
-from _common import add_ratios, median_row, report, summarize_runs
+from _common import (add_ratios, interleaved, load_average, median_row, ms_per_step, report,
+                     summarize_runs)
 
-THRESHOLD, EVAL_EVERY, EVAL_EPISODES = -200.0, 1_000, 5
+THRESHOLD, EVAL_EPISODES = -200.0, 5
+EVAL_EVERY = 500          # --eval-every; a module global so that the runs' processes see it
 BUDGET = {"acteach": 8_000, "sb3": 20_000}
 
 
@@ -47,7 +52,8 @@ def run_acteach(seed: int) -> dict:
     history = train_sac(config, progress=False)
     return {"steps": history.steps_to_eval_return(THRESHOLD),
             "seconds": history.seconds_to_eval_return(THRESHOLD),
-            "budget_seconds": history.seconds, "evals": history.eval_returns}
+            "budget_seconds": history.seconds, "evals": history.eval_returns,
+            "step_seconds": history.seconds, "step_count": history.env_steps}
 
 
 def _evaluate_sb3(model, envs, seed: int) -> float:
@@ -111,14 +117,29 @@ def run_sb3(seed: int) -> dict:
     model.learn(total_timesteps=BUDGET["sb3"], callback=callback)
     callback.envs.close()
     return {"steps": callback.steps, "seconds": callback.seconds,
-            "budget_seconds": callback.train_seconds(), "evals": callback.evals}
+            "budget_seconds": callback.train_seconds(), "evals": callback.evals,
+            "step_seconds": callback.train_seconds(), "step_count": model.num_timesteps}
+
+
+def _row(name: str, seed: int, r: dict) -> list:
+    steps = r["steps"] if r["steps"] is not None else f">{BUDGET[name]}"
+    seconds = f"{r['seconds']:.1f}" if r["seconds"] is not None else f">{r['budget_seconds']:.1f}"
+    return [name, seed, steps, seconds, f"{1000 * r['step_seconds'] / r['step_count']:.3f}",
+            " ".join(f"{x:.0f}" for x in r["evals"])]
 
 
 def main() -> None:
+    global EVAL_EVERY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--eval-every", type=int, default=EVAL_EVERY)
     parser.add_argument("--no-sb3", action="store_true", help="acteach only")
+    parser.add_argument("--budget", type=int, default=None,
+                        help=f"one step budget for both sides (a smoke run; default: {BUDGET})")
     args = parser.parse_args()
+    EVAL_EVERY = args.eval_every
+    if args.budget is not None:
+        BUDGET.update(acteach=args.budget, sb3=args.budget)
     runners = {"acteach": run_acteach}
     if not args.no_sb3:
         try:
@@ -127,27 +148,24 @@ def main() -> None:
         except ImportError:
             print("stable-baselines3 is not installed (pip install -e '.[bench]'): "
                   "acteach only")
+    load_start = load_average("start")
+    results = interleaved(runners, args.seeds,
+                          lambda name, seed, r: print(*_row(name, seed, r), flush=True))
+    load_end = load_average("end")
 
     rows, summary = [], {"threshold": THRESHOLD, "eval_every": EVAL_EVERY,
-                         "eval_episodes": EVAL_EPISODES, "budget": BUDGET}
-    for name, run in runners.items():
-        results = []
-        for seed in args.seeds:
-            r = run(seed)
-            results.append(r)
-            steps = r["steps"] if r["steps"] is not None else f">{BUDGET[name]}"
-            seconds = (f"{r['seconds']:.1f}" if r["seconds"] is not None
-                       else f">{r['budget_seconds']:.1f}")
-            evals = " ".join(f"{x:.0f}" for x in r["evals"])
-            rows.append([name, seed, steps, seconds, evals])
-            print(f"{name} seed {seed}: steps {steps}, seconds {seconds}; evaluations {evals}",
-                  flush=True)
-        summary[name] = summarize_runs(results, BUDGET[name])
-        rows.append(median_row(name, summary[name]) + [""])
-    add_ratios(summary, {"steps_ratio": 1.0, "seconds_ratio": 0.4})
-    report("Pendulum-v1: steps and training seconds until the deterministic evaluation "
-           "(5 episodes every 1,000 steps) first reaches -200",
-           ["agent", "seed", "env steps", "train seconds", "evaluation returns"], rows, summary)
+                         "eval_episodes": EVAL_EPISODES, "budget": BUDGET, "interleaved": True,
+                         "load_start": load_start, "load_end": load_end}
+    for name, runs in results.items():
+        rows += [_row(name, seed, r) for seed, r in zip(args.seeds, runs)]
+        summary[name] = summarize_runs(runs, BUDGET[name])
+        summary[name]["ms_per_step"] = ms_per_step(runs)
+        rows.append(median_row(name, summary[name]) + [f"{summary[name]['ms_per_step']:.3f}", ""])
+    add_ratios(summary, {"steps_ratio": 0.75, "seconds_ratio": 0.25})
+    report(f"Pendulum-v1: steps and training seconds until the deterministic evaluation "
+           f"({EVAL_EPISODES} episodes every {EVAL_EVERY:,} steps) first reaches -200",
+           ["agent", "seed", "env steps", "train seconds", "ms per env step",
+            "evaluation returns"], rows, summary)
 
 
 if __name__ == "__main__":

@@ -144,11 +144,11 @@ def test_bad_config_values_raise_value_error_naming_the_field(field, value):
         A2CConfig(**{field: value})
 
 
-def test_bad_value_set_after_construction_is_caught_by_train():
+def test_bad_value_set_after_construction_is_refused_and_the_old_value_kept():
     config = A2CConfig(total_steps=100)
-    config.gamma = -0.5
     with pytest.raises(ValueError, match="^gamma:"):
-        train_a2c(config, progress=False)
+        config.gamma = -0.5
+    assert config.gamma == 0.99
 
 
 def test_unknown_env_id_raises():
