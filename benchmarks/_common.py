@@ -89,3 +89,22 @@ def add_ratios(summary: dict, targets: dict) -> None:
             summary[f"{key}_ratio"] = round(summary["acteach"][f"median_{key}"]
                                             / summary["sb3"][f"median_{key}"], 3)
         summary["targets"] = targets
+
+
+def run_sides(run_acteach, run_sb3, seeds: list[int], no_sb3: bool, row
+              ) -> tuple[dict[str, list[dict]], list[float], list[float]]:
+    """acteach and SB3 interleaved seed by seed (acteach alone with no_sb3, or when
+    stable-baselines3 is not installed), each result printed as it comes by
+    row(name, seed, result) -> printable fields; -> (results by side, load at start, at end)."""
+    runners = {"acteach": run_acteach}
+    if not no_sb3:
+        try:
+            import stable_baselines3  # noqa: F401
+            runners["sb3"] = run_sb3
+        except ImportError:
+            print("stable-baselines3 is not installed (pip install -e '.[bench]'): "
+                  "acteach only")
+    load_start = load_average("start")
+    results = interleaved(runners, seeds,
+                          lambda name, seed, r: print(*row(name, seed, r), flush=True))
+    return results, load_start, load_average("end")

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from _common import (add_ratios, interleaved, load_average, median_row, ms_per_step, report,
+from _common import (add_ratios, median_row, ms_per_step, report, run_sides,
                      summarize_runs)
 
 THRESHOLD, WINDOW = 475.0, 100
@@ -99,18 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.budget is not None:
         BUDGET.update(acteach=args.budget, sb3=args.budget)
-    runners = {"acteach": run_acteach}
-    if not args.no_sb3:
-        try:
-            import stable_baselines3  # noqa: F401
-            runners["sb3"] = run_sb3
-        except ImportError:
-            print("stable-baselines3 is not installed (pip install -e '.[bench]'): "
-                  "acteach only")
-    load_start = load_average("start")
-    results = interleaved(runners, args.seeds,
-                          lambda name, seed, r: print(*_row(name, seed, r), flush=True))
-    load_end = load_average("end")
+    results, load_start, load_end = run_sides(run_acteach, run_sb3, args.seeds, args.no_sb3,
+                                              _row)
 
     rows, summary = [], {"threshold": THRESHOLD, "window": WINDOW, "interleaved": True,
                          "load_start": load_start, "load_end": load_end}

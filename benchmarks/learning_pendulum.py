@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from _common import (add_ratios, interleaved, load_average, median_row, ms_per_step, report,
+from _common import (add_ratios, median_row, ms_per_step, report, run_sides,
                      summarize_runs)
 
 THRESHOLD, EVAL_EPISODES = -200.0, 5
@@ -140,18 +140,8 @@ def main() -> None:
     EVAL_EVERY = args.eval_every
     if args.budget is not None:
         BUDGET.update(acteach=args.budget, sb3=args.budget)
-    runners = {"acteach": run_acteach}
-    if not args.no_sb3:
-        try:
-            import stable_baselines3  # noqa: F401
-            runners["sb3"] = run_sb3
-        except ImportError:
-            print("stable-baselines3 is not installed (pip install -e '.[bench]'): "
-                  "acteach only")
-    load_start = load_average("start")
-    results = interleaved(runners, args.seeds,
-                          lambda name, seed, r: print(*_row(name, seed, r), flush=True))
-    load_end = load_average("end")
+    results, load_start, load_end = run_sides(run_acteach, run_sb3, args.seeds, args.no_sb3,
+                                              _row)
 
     rows, summary = [], {"threshold": THRESHOLD, "eval_every": EVAL_EVERY,
                          "eval_episodes": EVAL_EPISODES, "budget": BUDGET, "interleaved": True,
