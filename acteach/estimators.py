@@ -505,18 +505,25 @@ def expected_counts(mdp: TabularMDP, logits: np.ndarray, n_episodes: int) -> np.
     return np.minimum(taken, n_episodes * visits[:, None] - taken)
 
 
+def _estimates_against(estimates: np.ndarray, reference: np.ndarray, needs: str) -> np.ndarray:
+    """estimates (R, *shape) as floats, R >= 2 (what `needs` two of), against a reference of
+    shape (*shape); or a ValueError naming the argument."""
+    estimates = np.asarray(estimates, dtype=float)
+    if len(estimates) < 2:
+        raise ValueError(f"estimates: need at least 2 estimates for {needs}, got {len(estimates)}")
+    if estimates.shape[1:] != np.shape(reference):
+        raise ValueError(f"reference: expected shape {estimates.shape[1:]}, got {np.shape(reference)}")
+    return estimates
+
+
 def summarize(method: str, estimates: np.ndarray, reference: np.ndarray, n_trajectories: int,
               steps_per_estimate: float = float("nan"), counts: np.ndarray | None = None
               ) -> GradientStats:
     """Bias, variance and MSE with standard errors of R estimates (R, *shape) against reference.
     counts: (*shape) `expected_counts` of the R x N trajectories (tabular), so that
     `max_bias_z` leaves out the components too rare to judge; None = judge every component."""
-    estimates = np.asarray(estimates, dtype=float)
+    estimates = _estimates_against(estimates, reference, "a variance")
     R = len(estimates)
-    if R < 2:
-        raise ValueError(f"estimates: need at least 2 estimates for a variance, got {R}")
-    if estimates.shape[1:] != np.shape(reference):
-        raise ValueError(f"reference: expected shape {estimates.shape[1:]}, got {np.shape(reference)}")
     check_finite("estimates", estimates)
     check_finite("reference", reference)
     flat, ref = estimates.reshape(R, -1), np.ravel(reference)
@@ -579,12 +586,8 @@ def mean_cosine(estimates: np.ndarray, reference: np.ndarray) -> tuple[float, fl
     """The mean cosine of single estimates with a reference gradient, and its standard error:
     how well one estimate's direction follows the reference (scale-free, unlike the MSE).
     estimates: (R, *shape), R >= 2; reference: (*shape). An estimate that is 0 counts as 0."""
-    estimates = np.asarray(estimates, dtype=float)
+    estimates = _estimates_against(estimates, reference, "a standard error")
     R = len(estimates)
-    if R < 2:
-        raise ValueError(f"estimates: need at least 2 estimates for a standard error, got {R}")
-    if estimates.shape[1:] != np.shape(reference):
-        raise ValueError(f"reference: expected shape {estimates.shape[1:]}, got {np.shape(reference)}")
     flat = estimates.reshape(R, -1)
     cos = row_cosines(flat, np.broadcast_to(np.ravel(reference), flat.shape))
     return float(cos.mean()), float(cos.std(ddof=1) / np.sqrt(R))
