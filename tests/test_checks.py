@@ -307,3 +307,21 @@ def test_random_q_target_batches_catch_each_mistake_too(mistake):
             "no_gamma": "is missing: y = r + gamma"}.get(mistake.fn.__name__, mistake.hint)
     message = str(_rejects(checks.check_q_target, right_by_hand_only))
     assert "a random batch of" in message and hint in message, message
+
+
+def test_a_failed_check_shows_its_message_not_a_traceback_into_the_checker():
+    """IPython renders an exception with _render_traceback_ by its lines alone: a check cell shows
+    the one message (call, expected, got, hint), not the checker's own frames."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shown = []
+    shell._showtraceback = lambda etype, evalue, stb: shown.append("\n".join(stb))
+    shell.run_cell("from acteach import checks\n"
+                   "def reward_to_go(rew, mask, gamma=1.0):\n"
+                   "    raise NotImplementedError('Exercise 1.1: write the body of reward_to_go')\n"
+                   "checks.check_reward_to_go(reward_to_go)")
+    assert len(shown) == 1
+    assert "ExerciseNotImplemented" in shown[0] and "reward_to_go is not implemented yet" in shown[0]
+    assert "_core.py" not in shown[0] and "Traceback" not in shown[0]
+    assert len(shown[0].splitlines()) == 1

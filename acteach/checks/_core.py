@@ -26,6 +26,11 @@ import torch
 class CheckFailed(AssertionError):
     """The student's function gave a wrong answer; the message says where."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows in the check cell: the message alone, not a traceback through the
+        checker's own code (the message already names the call, the expected and the got)."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 class ExerciseNotImplemented(CheckFailed):
     """The exercise still holds its stub."""
