@@ -18,7 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from acteach import exercises
+try:
+    from acteach import exercises
+except ImportError as error:    # `doctor` must still run where the course's packages are missing
+    exercises, MISSING = None, error
 
 BUILD = "python -m acteach exercises build"
 TIMEOUT = 60
@@ -116,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         from acteach import doctor
         return doctor.report()
+    if exercises is None:
+        print(f"error: {MISSING}; run python -m acteach doctor to see what differs from the "
+              "tested set", file=sys.stderr)
+        return 2
     if args.command == "check":
         return check(args.notebook, args.solutions, args.timeout)
     root = exercises.notebooks_dir()

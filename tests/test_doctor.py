@@ -139,6 +139,21 @@ def test_the_doctor_runs_with_nothing_installed():
     assert re.search(r"^  numpy +tested [^,]+, not installed$", proc.stdout, re.M)
 
 
+def test_the_command_line_runs_the_doctor_with_nothing_installed():
+    """`python -m acteach doctor` too, though the rest of the command line needs nbformat; the
+    other commands then say what is missing and point to the doctor."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-S", "-m", "acteach", "doctor"], capture_output=True,
+                          text=True, cwd=ROOT, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "torch not installed" in proc.stdout
+    proc = subprocess.run([sys.executable, "-S", "-m", "acteach", "check", "01"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: No module named 'nbformat'; run python -m acteach "
+                                   "doctor to see what differs from the tested set")
+
+
 # The lock itself: complete, CPU torch, the course's package and the browser test's driver.
 
 def lock_lines():
