@@ -178,10 +178,15 @@ def wait_idle(page, timeout_s: float) -> None:
     page.wait_for_function(KERNEL_IDLE, timeout=timeout_s * 1000, polling=500)
 
 
+QUIET_S = 20
+
+
 def run_all(page, timeout_s: float) -> list:
     """Run All, wait until every code cell has run, or Run All stopped (a cell failed and the
-    kernel has stayed idle for 5 s with cells not run), and the kernel is idle; -> the cells
-    with errors, [index, ename, evalue]."""
+    kernel has stayed idle for QUIET_S seconds with cells not run), and the kernel is idle; ->
+    the cells with errors, [index, ename, evalue]. QUIET_S is long: on a loaded machine the page
+    can take several seconds between one cell's end and the next cell's start (after drawing a
+    lab), which a short window mistook for a stop."""
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     deadline, quiet = time.time() + timeout_s, 0
     while time.time() < deadline:
@@ -191,7 +196,7 @@ def run_all(page, timeout_s: float) -> list:
             break
         stopped = page.evaluate(ERRORS) and page.evaluate(KERNEL_IDLE)
         quiet = quiet + 1 if stopped else 0
-        if quiet >= 5:
+        if quiet >= QUIET_S:
             break
     wait_idle(page, timeout_s)
     return page.evaluate(ERRORS)
