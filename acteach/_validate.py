@@ -122,13 +122,6 @@ def check_array(name: str, x: object, ndim: int | None = None, meaning: str = ""
     return arr
 
 
-def check_same_shape(name: str, x: object, other: str, shape: tuple) -> None:
-    """x must have the shape of `other` exactly (no broadcasting)."""
-    if np.shape(x) != tuple(shape):
-        raise ValueError(f"{name}: expected the shape of {other}, {tuple(shape)}, got "
-                         f"{np.shape(x)}")
-
-
 class StrictConfig:
     """A config dataclass that refuses unknown attribute names, also after construction
     (`config.lr_actr = 1e-2` is a TypeError naming lr_actr, with the closest field), and checks

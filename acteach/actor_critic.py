@@ -49,11 +49,11 @@ from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.returns import reward_to_go
 from acteach.sampling import (Batch, check_action_space, check_next_step_autoreset, make_envs,
                               sample_episodes)
-from acteach.stacked import (SeedEnvs, clip_gradients, keep_seeds, stack_pairs,
+from acteach.stacked import (SeedEnvs, keep_seeds, stack_pairs,
                              stacked_parameters, trust_actions, unstack_into)
 from acteach.surrogate import policy_gradient_surrogate
-from acteach.training import (History, check_run_config, interruptible, progress_bar,
-                              single_threaded)
+from acteach.training import (History, check_run_config, clip_gradients, interruptible,
+                              progress_bar, single_threaded)
 
 #: The critic targets of A2C (batch training: the first two). `critic.TARGETS` are the ways
 #: to fit V of notebook 04, a different list.

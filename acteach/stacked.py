@@ -11,7 +11,6 @@ matmul. Nothing is shared between the seeds: each has its own weights, its own o
                      nn.Linear is a StackedLinear; obs (..., K, B, D) -> (..., K, B, ...)
     unstack_into     copy seed k's trained weights back into a plain network
     keep_seeds       drop finished seeds from stacked networks and their optimiser state
-    clip_gradients   each network's (and each seed's) gradient clipped to a global norm
     SeedEnvs         K vector envs of N envs, each reset with its own seed: obs (K, N, D)
     trust_actions    a vector env without its per-step action-space assertion
 
@@ -36,7 +35,7 @@ class StackedLinear(nn.Module):
 
     Built from K nn.Linear layers (their weights transposed and stacked), so seed k starts
     from exactly the layer a single run with seed k would build. Its parameters carry
-    `stacked = True`: their leading axis is the seed (see `clip_gradients`).
+    `stacked = True`: their leading axis is the seed (see `training.clip_gradients`).
     """
 
     def __init__(self, layers: Sequence[nn.Linear]):
@@ -139,26 +138,6 @@ def keep_seeds(parameters: Sequence[nn.Parameter], optimizer: torch.optim.Optimi
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.dim() > 0:        # not Adam's step count
                 state[key] = value.index_select(0, index)
-
-
-def clip_gradients(optimizer: torch.optim.Optimizer, max_grad_norm: float | None) -> None:
-    """Scale the gradient of each of the optimiser's parameter groups (one network each) down
-    to global norm max_grad_norm if it is longer, in place; None = no clipping. Stacked
-    parameters (K seeds) are clipped seed by seed: each seed's norm is over its own rows."""
-    if max_grad_norm is None:
-        return
-    for group in optimizer.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        if not params:
-            continue
-        if not getattr(params[0], "stacked", False) or params[0].shape[0] == 1:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
-            continue
-        K = params[0].shape[0]
-        rows = [p.grad[k] for p in params for k in range(K)]                  # views
-        norms = torch.stack(torch._foreach_norm(rows)).view(len(params), K).norm(dim=0)
-        coef = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)                # (K,)
-        torch._foreach_mul_(rows, list(coef.repeat(len(params)).unbind()))
 
 
 def trust_actions(envs: Any) -> Any:

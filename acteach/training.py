@@ -11,6 +11,7 @@
     interruptible    Ctrl-C ends the training loop, not the run: the trainer returns the
                      History so far, marked interrupted
     clip_gradients   each network's gradient clipped to a global norm, before an optimiser step
+                     (stacked parameters, K seeds of `stacked`, seed by seed)
     check_run_config the checks of the fields every trainer's config has (env_id, gamma, ...)
     show_config      a config dataclass printed field by field, each with its docstring
 
@@ -153,11 +154,22 @@ def interruptible(histories: History | Sequence[History], what: str = "training"
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_grad_norm: float | None) -> None:
     """Scale the gradient of each of the optimiser's parameter groups (one network each) down
-    to global norm max_grad_norm if it is longer, in place; None = no clipping."""
+    to global norm max_grad_norm if it is longer, in place; None = no clipping. Stacked
+    parameters (K seeds) are clipped seed by seed: each seed's norm is over its own rows."""
     if max_grad_norm is None:
         return
     for group in optimizer.param_groups:
-        torch.nn.utils.clip_grad_norm_(group["params"], max_grad_norm, foreach=True)
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        if not getattr(params[0], "stacked", False) or params[0].shape[0] == 1:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
+            continue
+        K = params[0].shape[0]
+        rows = [p.grad[k] for p in params for k in range(K)]                  # views
+        norms = torch.stack(torch._foreach_norm(rows)).view(len(params), K).norm(dim=0)
+        coef = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)                # (K,)
+        torch._foreach_mul_(rows, list(coef.repeat(len(params)).unbind()))
 
 
 def check_run_config(config: Any, positive_ints: Sequence[str]) -> None:

@@ -9,8 +9,9 @@ import torch
 
 from acteach.actor_critic import A2CConfig, a2c_losses, rollout, train_a2c, train_a2c_seeds
 from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
-from acteach.stacked import (SeedEnvs, StackedLinear, clip_gradients, keep_seeds, stack_pairs,
+from acteach.stacked import (SeedEnvs, StackedLinear, keep_seeds, stack_pairs,
                              stacked_parameters, unstack_into)
+from acteach.training import clip_gradients
 
 
 def _pairs(seeds, shared=False, hidden=(16, 16)):
