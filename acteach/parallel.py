@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from acteach._validate import check_positive_int, check_seed
-from acteach.actor_critic import A2CConfig, A2CHistory, rollout, td_advantage_of, train_a2c
+from acteach.actor_critic import A2CConfig, A2CHistory, rollout, train_a2c
+from acteach.batch_actor_critic import td_advantage_of
 from acteach.nets import CategoricalPolicy, ValueNet, per_trajectory_gradients
 from acteach.sampling import Batch, make_envs
 from acteach.training import History

@@ -232,6 +232,6 @@ def test_bad_gae_and_shared_fields(field, value):
 @pytest.mark.parametrize("kwargs, name", [(dict(target="gae"), "target"),
                                           (dict(shared=True), "shared")])
 def test_batch_training_refuses_gae_and_shared(kwargs, name):
-    from acteach.actor_critic import train_batch_actor_critic
+    from acteach.batch_actor_critic import train_batch_actor_critic
     with pytest.raises(ValueError, match=f"^{name}:"):
         train_batch_actor_critic(A2CConfig(total_steps=100, **kwargs))

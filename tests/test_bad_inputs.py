@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from acteach.actor_critic import (A2CConfig, actor_critic_losses, train_a2c,
-                                  train_batch_actor_critic)
+from acteach.actor_critic import A2CConfig, train_a2c
+from acteach.batch_actor_critic import actor_critic_losses, train_batch_actor_critic
 from acteach.advantages import episode_ends
 from acteach.baselines import batch_mean_baseline
 from acteach.critic import FitConfig, critic_loss, fit_value_net

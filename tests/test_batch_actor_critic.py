@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from acteach.actor_critic import (
-    A2CConfig,
-    A2CHistory,
+from acteach.actor_critic import A2CConfig, A2CHistory
+from acteach.batch_actor_critic import (
     actor_critic_losses,
     batch_actor_critic_update,
     td_advantage_of,

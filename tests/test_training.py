@@ -125,8 +125,8 @@ def _interrupt_after(n_calls: int, fn):
 def test_ctrl_c_returns_the_history_so_far(trainer, monkeypatch, capsys):
     import tqdm
 
-    from acteach import actor_critic, sac
-    module = sac if trainer == "train_sac" else actor_critic
+    from acteach import actor_critic, batch_actor_critic, sac
+    module = {"train_sac": sac, "train_a2c": actor_critic}.get(trainer, batch_actor_critic)
     update = {"train_a2c": "a2c_update", "train_batch_actor_critic": "batch_actor_critic_update",
               "train_reinforce": "reinforce_update", "train_sac": "sac_update"}[trainer]
     monkeypatch.setattr(module, update, _interrupt_after(3, getattr(module, update)))
@@ -146,7 +146,7 @@ def test_ctrl_c_returns_the_history_so_far(trainer, monkeypatch, capsys):
 
 
 def test_an_uninterrupted_run_is_not_marked():
-    from acteach.actor_critic import train_reinforce
+    from acteach.batch_actor_critic import train_reinforce
     history = train_reinforce(A2CConfig(total_steps=50, n_episodes=2, seed=0))
     assert not history.interrupted
 

@@ -114,7 +114,7 @@ def _actor_loss_hint(args: tuple, got: float, expected: float, hint: str) -> str
 
 
 def _judge_actor_critic(case: Case, got: Any) -> None:
-    from acteach.actor_critic import actor_critic_losses
+    from acteach.batch_actor_critic import actor_critic_losses
 
     args, call = case.args, case.call
     net = args[1]
@@ -155,7 +155,7 @@ def _judge_actor_critic(case: Case, got: Any) -> None:
 def check_actor_critic_losses(fn: Callable) -> None:
     """Exercise 6.1: fn(policy, critic, obs, act, rew, next_obs, terminated, mask, gamma) must
     return the pair (actor_loss, critic_loss) (a tuple or a list), scalar tensors with the
-    values and gradients of `acteach.actor_critic.actor_critic_losses`: the advantage detached
+    values and gradients of `acteach.batch_actor_critic.actor_critic_losses`: the advantage detached
     (the actor loss moves no critic parameter), the critic's target detached, no bootstrap
     after a terminated step. A hand-worked batch (N = 2, T = 3, 5 valid steps) comes first, so
     that each normalisation mistake gives its own value and hint; then random ones."""
@@ -170,9 +170,9 @@ def check_actor_critic_losses(fn: Callable) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def reference(policy, critic, obs, act, rew, next_obs, terminated, mask, gamma):
-    """The library's `actor_critic.actor_critic_losses` (imported when called: the module
+    """The library's `batch_actor_critic.actor_critic_losses` (imported when called: the module
     brings gymnasium)."""
-    from acteach.actor_critic import actor_critic_losses
+    from acteach.batch_actor_critic import actor_critic_losses
 
     return actor_critic_losses(policy, critic, obs, act, rew, next_obs, terminated, mask, gamma)
 
