@@ -13,6 +13,8 @@ Two targets y_t, named as in `acteach.advantages`:
     "one_step"  y_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1})        (the lecture's TD target)
     "n_step"    y_t = bootstrapped_return: rewards to the end of the rollout, then V (A2C's choice)
 
+`a2c_loop` is the training loop, those steps top to bottom: `rollout` (1), then the update
+(2-5, `a2c_update`; `train_a2c(config, update=...)` plugs in another with its signature).
 With n_envs=1 and n_steps=1 this is the lecture's online actor-critic; with many envs it is A2C.
 Notebook 06's batch actor-critic and REINFORCE (`acteach.batch_actor_critic`) instead sample
 n_episodes whole episodes per update. All of them read one `A2CConfig` and return an
@@ -34,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,7 +133,7 @@ class A2CConfig(StrictConfig):
 
 def valid_steps(terminated: np.ndarray, truncated: np.ndarray, autoreset: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which steps of a vector-env rollout are transitions of the MDP (exercise 7.1).
+    """Which steps of a vector-env rollout are transitions of the MDP.
 
     terminated, truncated: (T, N) bool, as envs.step returned them over T calls (on gymnasium's
     reset step both are False); autoreset: (N,) bool, True for the envs whose step just before
@@ -170,18 +172,38 @@ def rollout(envs: Any, policy: CategoricalPolicy, obs: np.ndarray, autoreset: np
     """
     check_positive_int("n_steps", n_steps)
     check_next_step_autoreset(envs)
-    steps = []
-    for _ in range(n_steps):
-        act = policy.act(obs, generator)
+    record = _empty_record(n_steps, np.shape(obs))
+    uniform = _action_noise(generator, (n_steps, *np.shape(obs)[:-1], policy.n_actions))
+    for t in range(n_steps):
+        act = policy.act(obs, uniform=uniform[t])                 # a ~ pi_theta(. | obs)
         next_obs, rew, terminated, truncated, _ = envs.step(act)
-        valid = ~autoreset
-        steps.append({"obs": np.asarray(obs, np.float32), "act": act.astype(np.int64),
-                      "rew": np.where(valid, rew, 0.0),
-                      "next_obs": np.asarray(next_obs, np.float32), "mask": valid,
-                      "terminated": terminated & valid, "truncated": truncated & valid})
+        valid = ~autoreset                                        # not gymnasium's reset step
+        record.obs[t], record.act[t], record.next_obs[t] = obs, act, next_obs
+        record.rew[t] = np.where(valid, rew, 0.0)
+        record.mask[t] = valid
+        record.terminated[t], record.truncated[t] = terminated & valid, truncated & valid
         autoreset = (terminated | truncated) & valid
         obs = next_obs
-    return Batch.from_steps(steps), obs, autoreset
+    return record, obs, autoreset
+
+
+def _empty_record(n_steps: int, obs_shape: tuple[int, ...]) -> Batch:
+    """A Batch of n_steps steps of envs whose observations are obs_shape (..., D), to fill."""
+    steps = (n_steps, *obs_shape[:-1])
+    return Batch(obs=np.empty((n_steps, *obs_shape), np.float32), act=np.empty(steps, np.int64),
+                 rew=np.empty(steps), next_obs=np.empty((n_steps, *obs_shape), np.float32),
+                 mask=np.empty(steps, bool), terminated=np.empty(steps, bool),
+                 truncated=np.empty(steps, bool))
+
+
+def _action_noise(generator: torch.Generator | Sequence[torch.Generator],
+                  shape: tuple[int, ...]) -> torch.Tensor:
+    """The U ~ Uniform(0, 1) of a rollout's Gumbel-max draws, shape (T, ..., A), one call per
+    generator; with K generators (stacked seeds, shape (T, K, N, A)) seed k's from its own,
+    the very numbers its single run draws."""
+    if isinstance(generator, torch.Generator) or generator is None:
+        return torch.rand(shape, generator=generator)
+    return torch.stack([torch.rand((shape[0], *shape[2:]), generator=g) for g in generator], 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,16 +236,6 @@ def adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
 
 
-def actor_critic_adam(policy: torch.nn.Module, critic: torch.nn.Module, config: A2CConfig
-                      ) -> torch.optim.Adam:
-    """One Adam over both networks, each its own parameter group with its own learning rate,
-    so one update is one optimiser call (the per-call overhead dominates with small nets).
-    Per-parameter Adam is unchanged: it is the same as two optimisers, one per network."""
-    return torch.optim.Adam([{"params": policy.parameters(), "lr": config.lr_actor},
-                             {"params": critic.parameters(), "lr": config.lr_critic}],
-                            fused=True)
-
-
 def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: A2CConfig
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two losses of one actor-critic update from a (T, N) record, means over valid steps:
@@ -241,9 +253,13 @@ def a2c_losses(policy: CategoricalPolicy, critic: ValueNet, record: Batch, confi
 def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, config: A2CConfig
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """a2c_losses, plus the mean entropy and the mean advantage (for history). A record of K
-    stacked seeds, (T, K, N), gives each of them per seed, shape (K,) (`acteach.stacked`)."""
-    mask = torch.as_tensor(record.mask)
-    valid = _ValidSteps(mask)
+    stacked seeds, (T, K, N), gives each of them per seed, shape (K,) (`acteach.stacked`);
+    a (T, N) record is computed as one such seed and gives scalars."""
+    one = record.mask.ndim == 2
+    if one:
+        record = Batch(**{key: value[:, None] for key, value in vars(record).items()})
+    mask = torch.as_tensor(record.mask)                                       # (T, K, N)
+    n_valid = mask.sum((0, 2)).clamp(min=1)                                   # (K,)
     value, next_value = critic(np.stack([record.obs, record.next_obs]))      # one forward pass
     T = mask.shape[0]
     y = critic_targets(critic, _columns(record), config,                      # column by column
@@ -251,50 +267,38 @@ def _a2c_terms(policy: CategoricalPolicy, critic: ValueNet, record: Batch, confi
                        value.detach().double().numpy().reshape(T, -1))
     y = torch.as_tensor(y.reshape(mask.shape), dtype=critic.dtype)            # a constant
 
-    critic_loss = valid.mean((y - value) ** 2)                                # value = V_phi(s_t)
+    critic_loss = _valid_mean((y - value) ** 2, mask, n_valid)                # value = V_phi(s_t)
 
     adv = torch.where(mask, y - value.detach(), 0.0)                          # A_t, no gradient
     if config.normalize_adv:
-        adv = valid.standardise(adv)
-    logp, entropy = policy.log_prob_and_entropy(record.obs, record.act)      # (T, N) each
-    surrogate = valid.surrogate(logp, adv)
-    entropy = valid.mean(entropy)
-    actor_loss = -surrogate - config.ent_coef * entropy
-    return actor_loss, critic_loss, entropy, valid.mean(adv)
+        adv = _standardise(adv, mask, n_valid)
+    logp, entropy = policy.log_prob_and_entropy(record.obs, record.act)      # (T, K, N) each
+    actor_loss = -policy_gradient_surrogate(logp, adv, mask) * mask.shape[2] / n_valid
+    entropy = _valid_mean(entropy, mask, n_valid)
+    if config.ent_coef:                      # (0: entropy stays out of the backward pass)
+        actor_loss = actor_loss - config.ent_coef * entropy
+    terms = actor_loss, critic_loss, entropy, _valid_mean(adv, mask, n_valid)
+    return tuple(term[0] for term in terms) if one else terms
 
 
-class _ValidSteps:
-    """Means over the valid steps of one run's (T, N) mask — or, for K stacked seeds' (T, K, N)
-    mask, over each seed's own valid steps, one number per seed (K,). (The one-run formulas are
-    kept as they were, so train_a2c's runs are the same to the last bit.)"""
+def _valid_mean(x: torch.Tensor, mask: torch.Tensor, n_valid: torch.Tensor) -> torch.Tensor:
+    """The mean of x over the valid steps of each seed: (T, K, N) -> (K,)."""
+    return torch.where(mask, x, 0.0).sum((0, 2)) / n_valid
 
-    def __init__(self, mask: torch.Tensor):
-        self.mask, self.stacked = mask, mask.dim() == 3
-        self.n = (mask.sum((0, 2)).clamp(min=1) if self.stacked else max(int(mask.sum()), 1))
 
-    def mean(self, x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
-        n = self.n.view(1, -1, 1) if keepdim and self.stacked else self.n
-        total = torch.where(self.mask, x, 0.0)
-        return total.sum((0, 2), keepdim=keepdim) / n if self.stacked else total.sum() / n
-
-    def standardise(self, adv: torch.Tensor) -> torch.Tensor:
-        """(adv - mean) / std over the valid steps, 0 elsewhere; as it was with one valid step."""
-        if not self.stacked:
-            if self.n <= 1:
-                return adv
-            valid = adv[self.mask]
-            return torch.where(self.mask, (adv - valid.mean()) / (valid.std() + 1e-8), 0.0)
-        n = self.n.view(1, -1, 1)
-        mean = self.mean(adv, keepdim=True)
-        std = (self.mean((adv - mean) ** 2, keepdim=True) * n / (n - 1).clamp(min=1)).sqrt()
-        return torch.where((n > 1) & self.mask, (adv - mean) / (std + 1e-8), adv)
-
-    def surrogate(self, logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
-        """policy_gradient_surrogate(logp, adv, mask) * N / (valid steps): the mean over the
-        valid steps of log pi * A (of each seed)."""
-        if self.stacked:
-            return self.mean(logp * adv)
-        return policy_gradient_surrogate(logp, adv, self.mask) * self.mask.shape[1] / self.n
+def _standardise(adv: torch.Tensor, mask: torch.Tensor, n_valid: torch.Tensor) -> torch.Tensor:
+    """(adv - mean) / std over the valid steps of each seed (std with n - 1), 0 off them; a
+    seed with a single valid step keeps its advantage as it is. (One seed: its valid steps
+    picked out, so that a run is the same to the last bit as it has always been.)"""
+    if adv.shape[1] == 1:
+        if n_valid[0] <= 1:
+            return adv
+        valid = adv[mask]
+        return torch.where(mask, (adv - valid.mean()) / (valid.std() + 1e-8), 0.0)
+    n = n_valid.view(1, -1, 1)
+    mean = torch.where(mask, adv, 0.0).sum((0, 2), keepdim=True) / n
+    var = torch.where(mask, (adv - mean) ** 2, 0.0).sum((0, 2), keepdim=True) / (n - 1).clamp(min=1)
+    return torch.where((n > 1) & mask, (adv - mean) / (var.sqrt() + 1e-8), adv)
 
 
 def _columns(record: Batch) -> Batch:
@@ -311,9 +315,9 @@ def a2c_update(policy: CategoricalPolicy, critic: ValueNet, opt_actor: torch.opt
                ) -> dict[str, float]:
     """One actor-critic update from a (T, N) record: a step on the losses of `a2c_losses`.
 
-    Separate networks: opt_critic steps on critic_loss, opt_actor on actor_loss; or, with
-    opt_critic None, opt_actor holds both (`actor_critic_adam`) and steps on their sum. A
-    shared trunk (config.shared, opt_critic None): actor_loss + value_coef * critic_loss.
+    Separate networks: opt_critic steps on critic_loss, opt_actor on actor_loss. A shared
+    trunk (config.shared, opt_critic None): opt_actor on actor_loss + value_coef * critic_loss
+    (`a2c_optimizers` makes both).
     Returns the losses, the mean entropy and the mean advantage as floats (lists of K floats,
     one per seed, for K stacked seeds: `train_a2c_seeds`).
     """
@@ -352,43 +356,37 @@ class A2CHistory(History):
     critic: ValueNet | None = None
 
 
-def _record_rollout(history: A2CHistory, record: Batch, running_return: np.ndarray,
-                    seconds: float) -> None:
-    """Add the rollout's steps and finished episodes to history, step by step; running_return
-    (N,) is updated in place. seconds: training time so far, stamped on each episode end."""
-    for t in range(record.rew.shape[0]):
-        history.record_step(record.rew[t], record.mask[t],
-                            record.terminated[t] | record.truncated[t], running_return, seconds)
+def train_a2c(config: A2CConfig, progress: bool = True, update: Callable = a2c_update
+              ) -> A2CHistory:
+    """Train a CategoricalPolicy and a ValueNet with A2C for config.total_steps transitions
+    (`a2c_loop` is the loop).
 
-
-def _reached_stop(history: A2CHistory, config: A2CConfig) -> bool:
-    """Has the mean of stop_window consecutive returns reached stop_return (ever, so also
-    inside the last rollout)?"""
-    return (config.stop_return is not None and
-            history.first_reached(config.stop_return, config.stop_window) is not None)
-
-
-def train_a2c(config: A2CConfig, progress: bool = True) -> A2CHistory:
-    """Train a CategoricalPolicy and a ValueNet with A2C for config.total_steps transitions.
+    update: the update made after each rollout, called as update(policy, critic, opt_actor,
+    opt_critic, record, config) -> dict of losses (floats), the signature of `a2c_update`: a
+    student's own update plugs in here. Separate networks get one Adam each; a shared trunk
+    (config.shared) one Adam over both, and opt_critic None.
 
     Runs `training.single_threaded(config.seed)`: torch on one thread (small nets on a few
     cores train far faster on one thread), the thread count and the global torch RNG state
     restored afterwards. It is `train_a2c_seeds` with the one seed config.seed.
     """
-    return train_a2c_seeds(config, [config.seed], progress)[0]
+    if not callable(update):
+        raise ValueError(f"update: expected a function update(policy, critic, opt_actor, "
+                         f"opt_critic, record, config) -> dict of losses, got {update!r}")
+    return _train(config, [config.seed], progress, update)[0]
 
 
 def train_a2c_seeds(config: A2CConfig, seeds: Sequence[int], progress: bool = False
                     ) -> list[A2CHistory]:
     """Train one A2C run per seed, all of them as one computation (`acteach.stacked`): K
-    networks as batched layers, K vector envs of N envs, one optimiser call for all.
+    networks as batched layers, K vector envs of N envs, one optimiser call per network for
+    all seeds.
 
     Run k is the run of train_a2c(replace(config, seed=seeds[k])), up to float rounding: the
     same initialisation, env resets and action noise, its own Adam state and gradient clipping,
     no gradient between seeds. Each run stops on its own (total_steps or stop_return) and
     leaves the batch then; its History's seconds are the batch's wall-clock until that moment.
     """
-    config.validate()
     if isinstance(seeds, (int, np.integer)) or len(seeds) == 0:
         raise ValueError(f"seeds: expected a non-empty list of integer seeds, got {seeds!r}")
     for seed in seeds:
@@ -396,15 +394,8 @@ def train_a2c_seeds(config: A2CConfig, seeds: Sequence[int], progress: bool = Fa
     if config.n_steps == 1 and len(seeds) > 1:
         # one-step rollouts can hold no transition for one seed but not another (all its envs
         # on gymnasium's reset step); such a seed skips its update, so run them one by one
-        return [train_a2c(dataclasses.replace(config, seed=int(s)), progress) for s in seeds]
-    envs = (trust_actions(make_envs(config.env_id, config.n_envs)) if len(seeds) == 1
-            else SeedEnvs(config.env_id, config.n_envs, len(seeds)))
-    check_action_space(envs, config.env_id, "Discrete", "A2C")
-    try:
-        with single_threaded(int(seeds[0])):
-            return _train(config, [int(s) for s in seeds], envs, progress)
-    finally:
-        envs.close()
+        return [train_a2c(dataclasses.replace(config, seed=int(s)), False) for s in seeds]
+    return _train(config, [int(s) for s in seeds], progress, a2c_update)
 
 
 def train_online_actor_critic(config: A2CConfig, progress: bool = True) -> A2CHistory:
@@ -415,6 +406,166 @@ def train_online_actor_critic(config: A2CConfig, progress: bool = True) -> A2CHi
                      progress)
 
 
+def _train(config: A2CConfig, seeds: list[int], progress: bool, update: Callable
+           ) -> list[A2CHistory]:
+    """a2c_loop on the envs of the seeds (one vector env for one seed, else `SeedEnvs`), on
+    one torch thread, closing the envs afterwards."""
+    config.validate()
+    envs = (trust_actions(make_envs(config.env_id, config.n_envs)) if len(seeds) == 1
+            else SeedEnvs(config.env_id, config.n_envs, len(seeds)))
+    check_action_space(envs, config.env_id, "Discrete", "A2C")
+    try:
+        with single_threaded(seeds[0]):
+            return a2c_loop(config, seeds, envs, update, progress)
+    finally:
+        envs.close()
+
+
+def a2c_loop(config: A2CConfig, seeds: list[int], envs: Any, update: Callable = a2c_update,
+             progress: bool = False) -> list[A2CHistory]:
+    """A2C's training loop, the lecture's algorithm top to bottom: sample a rollout with
+    pi_theta, then `update` (2-5: the targets, the advantage, the two losses, one step of each
+    network), until total_steps transitions or the stop rule.
+
+    seeds: one seed (plain networks and envs, a (T, N) record) or K seeds trained as one
+    computation (`train_a2c_seeds`: stacked networks, `SeedEnvs`, a (T, K, N) record);
+    `_Runs` keeps each seed's History and takes a seed that is done out of the batch.
+    -> one A2CHistory per seed.
+    """
+    runs = _Runs(config, seeds, envs)
+    policy, critic = runs.policy, runs.critic                     # pi_theta, V_phi
+    opt_actor, opt_critic = a2c_optimizers(policy, critic, config)
+    obs, autoreset = runs.reset(envs)
+    with (progress_bar(config.total_steps * len(seeds), progress, "A2C") as bar,
+          interruptible(runs.histories, "A2C")):
+        while runs.live:
+            # 1. sample with pi_theta: n_steps steps of the N envs -> a time-major record
+            record, obs, autoreset = rollout(envs, policy, obs, autoreset, config.n_steps,
+                                             runs.generators)
+            # 2-5. fit V_phi to the targets y, advantage A = y - V_phi(s), policy gradient,
+            #      one step of each network (a lone reset step holds no transition: no update)
+            losses = (update(policy, critic, opt_actor, opt_critic, record, config)
+                      if record.mask.any() else None)
+            # bookkeeping: steps, episode returns and losses of each seed; a seed that is
+            # done (total_steps or stop_return) leaves the batch
+            bar.update(runs.record(record, losses))
+            obs, autoreset = runs.leave_when_done(obs, autoreset, envs, opt_actor, opt_critic)
+    return runs.finish()
+
+
+def a2c_optimizers(policy: torch.nn.Module, critic: torch.nn.Module, config: A2CConfig
+                   ) -> tuple[torch.optim.Adam, torch.optim.Adam | None]:
+    """(opt_actor, opt_critic): Adam at lr_actor on the policy and Adam at lr_critic on the
+    critic; a shared trunk (config.shared): one Adam at lr_actor over both, and None."""
+    if config.shared:
+        return adam(torch.nn.ModuleList([policy, critic]), config.lr_actor), None
+    return adam(policy, config.lr_actor), adam(critic, config.lr_critic)
+
+
+def _reached_stop(history: A2CHistory, config: A2CConfig) -> bool:
+    """Has the mean of stop_window consecutive returns reached stop_return (ever, so also
+    inside the last rollout)?"""
+    return (config.stop_return is not None and
+            history.first_reached(config.stop_return, config.stop_window) is not None)
+
+
+class _Runs:
+    """The seed plumbing of `a2c_loop`: each seed's networks, action noise and History, and
+    which seeds are still training. One seed trains the plain networks; K seeds train stacked
+    ones (`acteach.stacked`), and a seed that is done leaves them (its rows of the networks,
+    of the optimiser state and of the envs), its trained weights copied out first."""
+
+    def __init__(self, config: A2CConfig, seeds: list[int], envs: Any):
+        self.config, self.seeds, self.start = config, seeds, time.perf_counter()
+        obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
+        self.pairs = [_networks(config, obs_dim, n_actions, seed) for seed in seeds]
+        self.one = len(seeds) == 1
+        self.policy, self.critic = self.pairs[0] if self.one else stack_pairs(self.pairs)
+        self._generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.histories = [A2CHistory() for _ in seeds]
+        self.live = list(range(len(seeds)))          # the seeds still training, in batch order
+        self.running_return = np.zeros((len(seeds), config.n_envs))
+        self.checked = [0] * len(seeds)              # episodes checked for the stop rule
+
+    @property
+    def generators(self) -> torch.Generator | list[torch.Generator]:
+        """The action noise: one seed's generator, or one per live seed."""
+        return self._generators[0] if self.one else self._generators
+
+    def reset(self, envs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The first observations, each seed's envs reset with its seed, and no autoreset."""
+        obs, _ = envs.reset(seed=self.seeds[0]) if self.one else envs.reset(self.seeds)
+        return obs, np.zeros(obs.shape[:-1], dtype=bool)
+
+    def record(self, record: Batch, losses: dict | None) -> int:
+        """Add the rollout's steps, finished episodes and the update's losses to each live
+        seed's History (all seeds' steps at once: `History.record_step` step by step would
+        cost K * T calls); -> the number of transitions added (for the progress bar)."""
+        seconds = time.perf_counter() - self.start
+        mask, rew, ended = record.mask, record.rew, record.terminated | record.truncated
+        if self.one:                                             # as a batch of one seed
+            mask, rew, ended = mask[:, None], rew[:, None], ended[:, None]
+        histories = [self.histories[k] for k in self.live]
+        before = np.array([history.env_steps for history in histories])
+        steps = before + np.cumsum(mask.sum(axis=2), axis=0)    # (T, K): env_steps after t
+        for t in range(len(mask)):
+            self.running_return += rew[t]
+            for i, n in zip(*np.nonzero(ended[t])):
+                histories[i].env_steps = int(steps[t, i])
+                histories[i].end_episode(self.running_return[i, n], seconds)
+                self.running_return[i, n] = 0.0
+        for i, history in enumerate(histories):
+            history.env_steps = int(steps[-1, i])
+            if losses is not None:
+                history.add_losses({key: float(value) if self.one else value[i]
+                                    for key, value in losses.items()})
+        return int(steps[-1].sum() - before.sum())
+
+    def leave_when_done(self, obs: np.ndarray, autoreset: np.ndarray, envs: Any,
+                        *optimizers: torch.optim.Optimizer | None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Seeds that reached total_steps or the stop rule leave the batch: their History gets
+        its seconds and trained networks; -> obs and autoreset of the seeds that stay."""
+        done = [i for i, k in enumerate(self.live) if self._done(k)]
+        if not done:
+            return obs, autoreset
+        self._finish(done)
+        keep = [i for i in range(len(self.live)) if i not in done]
+        self.live = [self.live[i] for i in keep]
+        if self.live:                                # only K > 1 stacked seeds get here
+            keep_seeds(stacked_parameters(self.policy, self.critic),
+                       [opt for opt in optimizers if opt is not None], keep)
+            envs.keep(keep)
+            self.running_return = self.running_return[keep]
+            self._generators = [self._generators[i] for i in keep]
+            obs, autoreset = obs[keep], autoreset[keep]
+        return obs, autoreset
+
+    def _done(self, k: int) -> bool:
+        """Has seed k trained total_steps transitions, or reached stop_return (checking the
+        windows that close at its episodes since the last check)?"""
+        history, config = self.histories[k], self.config
+        if history.env_steps >= config.total_steps:
+            return True
+        if config.stop_return is None or len(history.episode_returns) == self.checked[k]:
+            return False
+        since, self.checked[k] = self.checked[k], len(history.episode_returns)
+        return history.first_reached(config.stop_return, config.stop_window, since) is not None
+
+    def finish(self) -> list[A2CHistory]:
+        """The Histories, those of seeds still training (an interrupted run) completed."""
+        self._finish(range(len(self.live)))
+        return self.histories
+
+    def _finish(self, rows: Sequence[int]) -> None:
+        seconds = time.perf_counter() - self.start
+        for i in rows:
+            k = self.live[i]
+            self.histories[k].seconds = seconds
+            self.histories[k].policy = unstack_into(self.policy, self.pairs[k][0], i)
+            self.histories[k].critic = unstack_into(self.critic, self.pairs[k][1], i)
+
+
 def _networks(config: A2CConfig, obs_dim: int, n_actions: int, seed: int
               ) -> tuple[CategoricalPolicy, ValueNet]:
     """The (policy, critic) a run with this seed starts from (from torch's global RNG)."""
@@ -422,66 +573,3 @@ def _networks(config: A2CConfig, obs_dim: int, n_actions: int, seed: int
     if config.shared:
         return shared_actor_critic(obs_dim, n_actions, config.hidden)
     return CategoricalPolicy(obs_dim, n_actions, config.hidden), ValueNet(obs_dim, config.hidden)
-
-
-def _train(config: A2CConfig, seeds: list[int], envs: Any, progress: bool
-           ) -> list[A2CHistory]:
-    """The loop of train_a2c_seeds: rollout, a2c_update, bookkeeping per seed; a seed that is
-    done leaves the batch (its rows of the networks, the optimiser, the envs). One seed runs on
-    the plain networks and envs (a record (T, N)), seen below as a batch of one."""
-    start = time.perf_counter()
-    one = len(seeds) == 1
-    obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
-    pairs = [_networks(config, obs_dim, n_actions, seed) for seed in seeds]
-    policy, critic = pairs[0] if one else stack_pairs(pairs)
-    if config.shared:
-        opt_actor = adam(torch.nn.ModuleList([policy, critic]), config.lr_actor)
-    else:
-        opt_actor = actor_critic_adam(policy, critic, config)
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    obs, _ = envs.reset(seed=seeds[0]) if one else envs.reset(seeds)
-    autoreset = np.zeros((len(seeds), config.n_envs), dtype=bool)
-    running_return = np.zeros((len(seeds), config.n_envs))
-    histories = [A2CHistory() for _ in seeds]
-    live = list(range(len(seeds)))                  # the seeds still training, in batch order
-    with (progress_bar(config.total_steps * len(seeds), progress, "A2C") as bar,
-          interruptible(histories, "A2C")):
-        while live:
-            record, obs, autoreset = rollout(envs, policy, obs, autoreset[0] if one else autoreset,
-                                             config.n_steps, generators[0] if one else generators)
-            losses = (a2c_update(policy, critic, opt_actor, None, record, config)
-                      if record.mask.any() else None)     # a lone reset step has nothing
-            if one:                                       # as a batch of one seed
-                record = Batch(**{key: value[:, None] for key, value in vars(record).items()})
-                losses = losses and {key: [value] for key, value in losses.items()}
-                autoreset = autoreset[None]
-            seconds = time.perf_counter() - start
-            for i, k in enumerate(live):
-                if losses is not None:
-                    histories[k].add_losses({key: value[i] for key, value in losses.items()})
-                before = histories[k].env_steps
-                _record_rollout(histories[k], Batch(**{key: value[:, i] for key, value
-                                                       in vars(record).items()}),
-                                running_return[i], seconds)
-                bar.update(histories[k].env_steps - before)
-            done = [i for i, k in enumerate(live) if histories[k].env_steps >= config.total_steps
-                    or _reached_stop(histories[k], config)]
-            for i in done:
-                k = live[i]
-                histories[k].seconds = seconds
-                histories[k].policy = unstack_into(policy, pairs[k][0], i)
-                histories[k].critic = unstack_into(critic, pairs[k][1], i)
-            if done:
-                keep = [i for i in range(len(live)) if i not in done]
-                live = [live[i] for i in keep]
-                if live:
-                    keep_seeds(stacked_parameters(policy, critic), opt_actor, keep)
-                    envs.keep(keep)
-                    obs, autoreset = obs[keep], autoreset[keep]
-                    running_return = running_return[keep]
-                    generators = [generators[i] for i in keep]
-    for i, k in enumerate(live):            # interrupted (Ctrl-C): the runs so far
-        histories[k].seconds = time.perf_counter() - start
-        histories[k].policy = unstack_into(policy, pairs[k][0], i)
-        histories[k].critic = unstack_into(critic, pairs[k][1], i)
-    return histories

@@ -28,7 +28,9 @@ Two paths, one set of targets, one `FitConfig`:
            `critic_loss` is the lecture's bootstrapped loss with SG, `monte_carlo_loss` and
            `residual_loss` the other two. `rollout_values` is a large-sample Monte Carlo V^pi on
            CartPole from fixed states, the reference for the neural fits.
-Shapes: M transitions, S states, R independent data sets, B steps, D obs dim, (T, N) time-major.
+Shapes: M transitions, S states, R independent data sets, B steps, D obs dim, (T, N) time-major;
+(T, K, N) for K seeds trained as one computation (`acteach.stacked`): the neural losses then
+give one value per seed, each over its own valid steps.
 """
 from __future__ import annotations
 
@@ -340,34 +342,69 @@ def mean_squared_td_error(mdp: TabularMDP, logits: np.ndarray, value: np.ndarray
 # Neural: the losses, and the fit of a network V_phi
 # ---------------------------------------------------------------------------------------------
 
-def _masked(name: str, x, mask: torch.Tensor) -> torch.Tensor:
-    x = as_tensor(x)
-    if tuple(x.shape[:mask.dim()]) != tuple(mask.shape):
-        raise ValueError(f"{name}: expected leading shape {tuple(mask.shape)} (that of mask), "
-                         f"got {tuple(x.shape)}")
-    return x[mask]
+class _ValidSteps:
+    """The valid steps of a mask, the layout the neural losses compute on (padding never
+    reaches a loss nor its gradient).
 
+    One data set (mask of any shape): x[mask], (B,), B valid steps.
+    K stacked seeds (mask (T, K, N), a network from `stacked.stack_networks`): each seed's
+    valid steps packed into a row, (K, B), B the most valid steps of any seed; a shorter row is
+    filled up with its seed's first valid step, which `mean` leaves out. The stacked network
+    then runs on K * B rows, not on the T * K * N of the padded batch.
+    """
 
-def _mask(mask) -> torch.Tensor:
-    mask = as_tensor(check_flags("mask", mask))
-    if not mask.any():
-        raise ValueError("mask: expected at least one valid step, got none")
-    return mask
+    def __init__(self, mask):
+        mask = as_tensor(check_flags("mask", mask))
+        if not mask.any():
+            raise ValueError("mask: expected at least one valid step, got none")
+        self.mask = mask
+        if mask.dim() != 3:
+            return
+        T, K, N = mask.shape
+        rows = mask.transpose(0, 1).reshape(K, T * N)               # seed k's steps, (t, n) order
+        self.count = rows.sum(dim=1)
+        if not bool((self.count > 0).all()):
+            raise ValueError(f"mask: expected at least one valid step of each of the K = {K} "
+                             f"seeds of a (T, K, N) mask")
+        order = torch.sort((~rows).to(torch.uint8), dim=1, stable=True).indices
+        B = int(self.count.max())
+        self.valid = torch.arange(B) < self.count[:, None]            # (K, B)
+        order = torch.where(self.valid, order[:, :B], order[:, :1])
+        flat = torch.arange(T * K * N).view(T, K, N).transpose(0, 1).reshape(K, T * N)
+        self.index = flat.gather(1, order)                            # into (T * K * N)
 
+    def take(self, name: str, x) -> torch.Tensor:
+        """x (*mask.shape, ...) on the valid steps: (B, ...), or (K, B, ...) for K seeds."""
+        x = as_tensor(x)
+        mask = self.mask
+        if tuple(x.shape[:mask.dim()]) != tuple(mask.shape):
+            raise ValueError(f"{name}: expected leading shape {tuple(mask.shape)} (that of "
+                             f"mask), got {tuple(x.shape)}")
+        if mask.dim() == 3:
+            return x.reshape(mask.numel(), *x.shape[3:])[self.index]
+        return x[mask]
 
-def _values(value_net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
-    """V_phi(obs) (B,) with a check that the critic gives one value per observation. Float
-    observations are cast to the critic's dtype; integer ones (states of a table) are kept."""
-    params = list(value_net.parameters()) if isinstance(value_net, nn.Module) else []
-    if not params:
-        raise ValueError("value_net: expected an nn.Module with parameters, e.g. nets.ValueNet")
-    if obs.is_floating_point():
-        obs = obs.to(params[0].dtype)
-    value = value_net(obs)
-    if tuple(value.shape) != (obs.shape[0],):   # a (B, 1) output would broadcast against (B,)
-        raise ValueError(f"value_net: expected an output of shape ({obs.shape[0]},) for "
-                         f"{obs.shape[0]} observations, got {tuple(value.shape)}")
-    return value
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of x (from `take`) over the valid steps: a scalar, or (K,), one per seed."""
+        if self.mask.dim() == 3:
+            return torch.where(self.valid, x, 0.0).sum(dim=1) / self.count
+        return x.mean()
+
+    def values(self, value_net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """V_phi(obs) for obs from `take`, one value per observation. Float observations are
+        cast to the critic's dtype; integer ones (states of a table) are kept."""
+        params = list(value_net.parameters()) if isinstance(value_net, nn.Module) else []
+        if not params:
+            raise ValueError("value_net: expected an nn.Module with parameters, e.g. "
+                             "nets.ValueNet")
+        if obs.is_floating_point():
+            obs = obs.to(params[0].dtype)
+        value = value_net(obs)
+        shape = tuple(self.index.shape) if self.mask.dim() == 3 else (obs.shape[0],)
+        if tuple(value.shape) != shape:   # a (B, 1) output would broadcast against (B,)
+            raise ValueError(f"value_net: expected an output of shape {shape} for "
+                             f"observations {tuple(obs.shape)}, got {tuple(value.shape)}")
+        return value
 
 
 def monte_carlo_loss(value_net: nn.Module, obs, targets, mask) -> torch.Tensor:
@@ -375,29 +412,32 @@ def monte_carlo_loss(value_net: nn.Module, obs, targets, mask) -> torch.Tensor:
 
     obs: (*shape, D) (or (*shape,) int states for a table); targets: (*shape,) float;
     mask: (*shape,) bool, True on valid steps (padding is never evaluated). -> scalar tensor.
+    K stacked seeds (`acteach.stacked`): shape (T, K, N) -> (K,), each seed's own mean.
     """
-    mask = _mask(mask)
-    value = _values(value_net, _masked("obs", obs, mask))
-    y = _masked("targets", targets, mask).to(value.dtype)
-    return ((y - value) ** 2).mean()
+    steps = _ValidSteps(mask)
+    value = steps.values(value_net, steps.take("obs", obs))
+    y = steps.take("targets", targets).to(value.dtype)
+    return steps.mean((y - value) ** 2)
 
 
-def _td_terms(value_net: nn.Module, obs, rew, next_obs, terminated, mask, gamma: float
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def _td_terms(value_net: nn.Module, obs, rew, next_obs, terminated, mask, gamma: float,
+              target_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor, _ValidSteps]:
     """V_phi(s_t) and the target y_hat = r + gamma (1 - terminated) V_phi(s_{t+1}) on the valid
-    steps (B,) each, both with their autograd graphs."""
+    steps (`_ValidSteps.take`), V_phi(s_t) with its autograd graph, y_hat with its own if
+    target_graph; and the valid steps."""
     check_gamma(gamma)
-    mask = _mask(mask)
-    value = _values(value_net, _masked("obs", obs, mask))
-    next_value = _values(value_net, _masked("next_obs", next_obs, mask))
-    done = _masked("terminated", terminated, mask)
+    steps = _ValidSteps(mask)
+    value = steps.values(value_net, steps.take("obs", obs))
+    with torch.set_grad_enabled(target_graph and torch.is_grad_enabled()):
+        next_value = steps.values(value_net, steps.take("next_obs", next_obs))
+    done = steps.take("terminated", terminated)
     if done.dtype != torch.bool:
         done = done != 0
-    r = _masked("rew", rew, mask).to(value.dtype)
+    r = steps.take("rew", rew).to(value.dtype)
     if not bool(torch.isfinite(r).all()):
         raise ValueError("rew: expected finite numbers on the valid steps, got NaN or inf")
     target = r + gamma * torch.where(done, torch.zeros_like(next_value), next_value)
-    return value, target
+    return value, target, steps
 
 
 def critic_loss(value_net: nn.Module, obs, rew, next_obs, terminated, mask,
@@ -408,17 +448,20 @@ def critic_loss(value_net: nn.Module, obs, rew, next_obs, terminated, mask,
     obs, next_obs: (*shape, D) (or (*shape,) int states for a table critic); rew: (*shape,)
     float; terminated, mask: (*shape,) bool. V(s_{t+1}) is the critic at next_obs[t] (the true
     next observation, also after a truncation), never obs[t + 1]. -> scalar tensor.
+    K stacked seeds (`acteach.stacked`): shape (T, K, N) -> (K,), each seed's own mean.
     """
-    value, target = _td_terms(value_net, obs, rew, next_obs, terminated, mask, gamma)
-    return ((target.detach() - value) ** 2).mean()
+    value, target, steps = _td_terms(value_net, obs, rew, next_obs, terminated, mask, gamma,
+                                     target_graph=False)
+    return steps.mean((target.detach() - value) ** 2)
 
 
 def residual_loss(value_net: nn.Module, obs, rew, next_obs, terminated, mask,
                   gamma: float = 1.0) -> torch.Tensor:
     """The same squared TD error as `critic_loss` (same value), without the stop-gradient: its
-    gradient also moves V_phi(s_{t+1}) (the "full" or residual gradient). -> scalar tensor."""
-    value, target = _td_terms(value_net, obs, rew, next_obs, terminated, mask, gamma)
-    return ((target - value) ** 2).mean()
+    gradient also moves V_phi(s_{t+1}) (the "full" or residual gradient). -> scalar tensor
+    (K stacked seeds: (K,))."""
+    value, target, steps = _td_terms(value_net, obs, rew, next_obs, terminated, mask, gamma)
+    return steps.mean((target - value) ** 2)
 
 
 def fit_value_net(value_net: nn.Module, batch: Batch, config: FitConfig,

@@ -144,16 +144,20 @@ class CategoricalPolicy(nn.Module):
         return logp_all.gather(-1, act.unsqueeze(-1)).squeeze(-1), entropy
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
+    def act(self, obs: np.ndarray, generator: torch.Generator | None = None,
+            uniform: torch.Tensor | None = None) -> np.ndarray:
         """Sample a ~ pi(. | obs), no gradient. obs: (N, D) -> (N,) int64 actions.
 
         Gumbel-max trick: argmax_a (logits[a] + G_a), G_a = -log(-log U_a), U_a ~ Uniform(0, 1),
         is an exact draw from softmax(logits), and on CPU faster than torch.multinomial.
+        The U (N, A) are drawn here with generator, or given as uniform (drawn beforehand:
+        `actor_critic.rollout` draws a whole rollout's in one call).
         """
         if np.ndim(obs) != 2:
             raise ValueError(f"obs: expected shape (N, {self.obs_dim}), got {tuple(np.shape(obs))}")
         logits = self.logits(obs)
-        uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+        if uniform is None:
+            uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
         return (logits - torch.log(-torch.log(uniform))).argmax(dim=-1).numpy()
 
 

@@ -8,6 +8,9 @@ Batch that `tabular.sample_trajectories` fills, 01 and 03-06 sample gymnasium ep
     make_envs         n copies of a gymnasium env as one vector env (next-step autoreset)
     check_action_space  an algorithm refuses an env whose actions are of the wrong kind
     sample_episodes   the first episode of each of n envs, as a padded Batch
+    sample_episodes_seeds  the same for K seeds at once (K stacked networks, `acteach.stacked`):
+                      seed k's episodes are those sample_episodes gives with seed k, in a
+                      Batch (T, K, N)
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ class Batch:
     terminated: (T, N) bool — True on the step that reached a terminal state (no bootstrap).
     truncated:  (T, N) bool — True on the step where the episode was cut short by a time limit
                 (bootstrap from V(next_obs)).
+
+    K seeds trained as one computation (`acteach.stacked`) have a seed axis after the time
+    axis: every (T, N) above is then (T, K, N), column [:, k] seed k's own Batch.
     """
 
     obs: np.ndarray
@@ -52,6 +58,17 @@ class Batch:
     def n_steps(self) -> int:
         """Total number of environment steps in the batch."""
         return int(self.mask.sum())
+
+    def columns(self) -> Batch:
+        """The seed axis folded into the trajectories: (T, K, N, ...) -> (T, K * N, ...), views;
+        a (T, N) Batch as it is. Functions of (T, N) arrays (returns, targets, advantages) then
+        run on the columns of all K seeds at once; reshape their (T, K * N) result to (T, K, N).
+        """
+        if self.mask.ndim == 2:
+            return self
+        T, K, N = self.mask.shape
+        return Batch(**{key: value.reshape(T, K * N, *value.shape[3:])
+                        for key, value in vars(self).items()})
 
     @classmethod
     def from_steps(cls, steps: Sequence[dict[str, np.ndarray]]) -> Batch:
@@ -119,7 +136,7 @@ def _first_episodes(steps: list[dict[str, np.ndarray]], cut: bool) -> Batch:
     fields = vars(Batch.from_steps(steps))
     mask = fields["mask"]
     for key in ("obs", "act", "rew", "next_obs", "terminated", "truncated"):
-        m = mask.reshape(mask.shape + (1,) * (fields[key].ndim - 2))
+        m = mask.reshape(mask.shape + (1,) * (fields[key].ndim - mask.ndim))
         fields[key] = np.where(m, fields[key], np.zeros((), fields[key].dtype))
     if cut:
         running = mask[-1] & ~fields["terminated"][-1]
@@ -180,19 +197,77 @@ def sample_episodes(
         check_positive_int("max_steps", max_steps)
     env = make_envs(env_id, n)
     generator = torch.Generator().manual_seed(int(seed))
-    steps: list[dict[str, np.ndarray]] = []
     try:
         obs, _ = env.reset(seed=int(seed))
-        running = np.ones(n, dtype=bool)
-        act = np.asarray(policy.act(obs, generator))
-        while running.any() and (max_steps is None or len(steps) < max_steps):
-            if steps:  # only envs still in their first episode ask the policy; others repeat
-                act = act.copy()
-                act[running] = policy.act(obs[running], generator)
-            next_obs, rew, terminated, truncated, _ = env.step(act)
-            steps.append(_step_record(obs, act, rew, next_obs, running, terminated, truncated))
-            running = running & ~(terminated | truncated)
-            obs = next_obs
+        return _first_episodes_of(env, obs, lambda obs, running: policy.act(obs[running],
+                                                                             generator),
+                                  max_steps)
     finally:
         env.close()
+
+
+def sample_episodes_seeds(env_id: str, policy: Any, n: int, seeds: Sequence[int],
+                          max_steps: int | None = None) -> Batch:
+    """sample_episodes for K seeds at once: n episodes per seed, of K networks stacked as one
+    (`stacked.StackedPolicy`, obs (K, n, D) -> logits (K, n, A)), on one `stacked.SeedEnvs`.
+
+    Seed k's episodes are those sample_episodes(env_id, policy_k, n, seeds[k], max_steps) gives
+    for the network policy_k that is row k of `policy`: its envs reset with seeds[k], its
+    actions drawn with its own torch.Generator seeded with seeds[k], for its running envs only,
+    exactly as CategoricalPolicy.act draws them (the stacked logits agree to about 1e-6).
+    -> a Batch (T, K, n), T the longest of all K * n episodes; [:, k] is seed k's Batch padded
+    to that T.
+    """
+    import torch
+
+    from acteach.stacked import SeedEnvs
+
+    check_positive_int("n", n)
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds: expected a non-empty list of integer seeds, got {seeds!r}")
+    for s in seeds:
+        check_seed(s, "seeds")
+    if max_steps is not None:
+        check_positive_int("max_steps", max_steps)
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    envs = SeedEnvs(env_id, n, len(seeds))
+    try:
+        obs, _ = envs.reset(seeds)
+        return _first_episodes_of(envs, obs, _seed_by_seed(policy, generators), max_steps)
+    finally:
+        envs.close()
+
+
+def _seed_by_seed(policy: Any, generators: Sequence[Any]) -> Any:
+    """choose(obs (K, N, D), running (K, N) bool) -> the actions of the running envs, seed by
+    seed in row order: one forward pass of the stacked policy, then seed k's Gumbel noise from
+    generators[k] for its running envs only, as CategoricalPolicy.act(obs[k, running[k]]) draws
+    it."""
+    import torch
+
+    def choose(obs: np.ndarray, running: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = policy.logits(obs)[torch.as_tensor(running)]              # (R, A)
+            uniform = torch.cat([torch.rand((int(count), logits.shape[-1]), generator=g,
+                                            dtype=logits.dtype)
+                                 for g, count in zip(generators, running.sum(axis=1))])
+            return (logits - torch.log(-torch.log(uniform))).argmax(dim=-1).numpy()
+    return choose
+
+
+def _first_episodes_of(env: Any, obs: np.ndarray, choose: Any, max_steps: int | None) -> Batch:
+    """The loop of both samplers: step env (just reset, at obs (..., D)) until every env has
+    ended its first episode (or max_steps), asking choose(obs, running) for the actions of the
+    envs still running (the others repeat their last, unused action). -> a padded Batch."""
+    steps: list[dict[str, np.ndarray]] = []
+    running = np.ones(obs.shape[:-1], dtype=bool)
+    act = np.asarray(choose(obs, running)).reshape(running.shape)
+    while running.any() and (max_steps is None or len(steps) < max_steps):
+        if steps:  # only envs still in their first episode ask the policy; others repeat
+            act = act.copy()
+            act[running] = choose(obs, running)
+        next_obs, rew, terminated, truncated, _ = env.step(act)
+        steps.append(_step_record(obs, act, rew, next_obs, running, terminated, truncated))
+        running = running & ~(terminated | truncated)
+        obs = next_obs
     return _first_episodes(steps, cut=bool(running.any()))

@@ -9,8 +9,10 @@ matmul. Nothing is shared between the seeds: each has its own weights, its own o
     StackedLinear    K linear layers as one: weight (K, in, out), bias (K, 1, out)
     stack_networks   K networks of the same shape (one per seed) -> one network whose every
                      nn.Linear is a StackedLinear; obs (..., K, B, D) -> (..., K, B, ...)
+                     (its layers run on (K, B', D), `SeedFirst`; its tanh is `FastTanh`)
     unstack_into     copy seed k's trained weights back into a plain network
-    keep_seeds       drop finished seeds from stacked networks and their optimiser state
+    keep_seeds       drop finished seeds from stacked networks and their optimisers' state
+    seed_mean        a mean over the valid steps of each seed: (T, K, N) -> (K,)
     SeedEnvs         K vector envs of N envs, each reset with its own seed: obs (K, N, D)
     trust_actions    a vector env without its per-step action-space assertion
 
@@ -71,7 +73,53 @@ def stack_networks(networks: Sequence[nn.Module], _memo: dict | None = None) -> 
             if key not in memo:
                 memo[key] = StackedLinear(layers)
             stacked.set_submodule(name, memo[key])
+        elif type(module) is nn.Tanh:              # K-fold activations: see FastTanh
+            stacked.set_submodule(name, FastTanh())
+    for name, module in list(stacked.named_modules()):
+        if type(module) is nn.Sequential:          # its layers, run seed axis first
+            if not name:
+                return SeedFirst(*module)
+            stacked.set_submodule(name, SeedFirst(*module))
     return stacked
+
+
+class SeedFirst(nn.Sequential):
+    """The layers of a stacked network run one after another, the seed axis in front: an input
+    (..., K, B, D) is laid out as (K, ... * B, D) once, so that each StackedLinear is one plain
+    batched matmul instead of moving the axis to the front and back itself; the output is laid
+    out back as (..., K, B, ...)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:                                                      # (K, B, D)
+            return super().forward(x)
+        lead, (K, B) = x.shape[:-3], x.shape[-3:-1]
+        y = super().forward(x.movedim(-3, 0).reshape(K, -1, x.shape[-1]))
+        return y.reshape(K, *lead, B, *y.shape[2:]).movedim(0, len(lead))
+
+
+class FastTanh(nn.Module):
+    """tanh(x) computed as 2 sigmoid(2x) - 1 (the same to 2e-7), with tanh's own backward
+    (1 - y^2). torch's CPU tanh is scalar code, some ten times slower per element than its
+    vectorised sigmoid: on the large batches of K seeds' whole episodes (batch actor-critic)
+    it cost more than the matmuls. `stack_networks` puts it in place of every nn.Tanh."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (x.requires_grad and torch.is_grad_enabled()):            # e.g. sampling
+            return torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+        return _SigmoidTanh.apply(x)
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
 
 
 class StackedPolicy(CategoricalPolicy):
@@ -84,12 +132,14 @@ class StackedPolicy(CategoricalPolicy):
         self.logits_net = stack_networks([p.logits_net for p in policies], memo)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, generator: Sequence[torch.Generator]) -> np.ndarray:
+    def act(self, obs: np.ndarray, generator: Sequence[torch.Generator] | None = None,
+            uniform: torch.Tensor | None = None) -> np.ndarray:
         """obs: (K, N, D) -> (K, N) int64 actions, seed k's drawn with generator[k] exactly as
-        CategoricalPolicy.act draws them (Gumbel-max)."""
+        CategoricalPolicy.act draws them (Gumbel-max), or from uniform (K, N, A) if given."""
         logits = self.logits(obs)                                                # (K, N, A)
-        uniform = torch.stack([torch.rand(logits.shape[1:], generator=g, dtype=logits.dtype)
-                               for g in generator])
+        if uniform is None:
+            uniform = torch.stack([torch.rand(logits.shape[1:], generator=g, dtype=logits.dtype)
+                                   for g in generator])
         return (logits - torch.log(-torch.log(uniform))).argmax(dim=-1).numpy()
 
 
@@ -125,19 +175,30 @@ def stacked_parameters(*networks: nn.Module) -> list[nn.Parameter]:
     return list(seen.values())
 
 
+def seed_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of x over the valid steps (mask True) of each seed: x, mask (T, K, N) -> (K,),
+    seed k's mean over its own steps. One seed, (T, N) -> a scalar, the plain mean over the
+    valid steps: torch.where(mask, x, 0).sum() / mask.sum()."""
+    total = torch.where(mask, x, 0.0)
+    if mask.dim() == 3:
+        return total.sum((0, 2)) / mask.sum((0, 2))
+    return total.sum() / mask.sum()
+
+
 @torch.no_grad()
-def keep_seeds(parameters: Sequence[nn.Parameter], optimizer: torch.optim.Optimizer,
+def keep_seeds(parameters: Sequence[nn.Parameter], optimizers: Sequence[torch.optim.Optimizer],
                keep: Sequence[int]) -> None:
     """Keep only the seeds `keep` (indices into the seed axis) of stacked parameters, and the
-    matching rows of the optimiser's per-parameter state (Adam's moments), in place."""
+    matching rows of the optimisers' per-parameter state (Adam's moments), in place."""
     index = torch.as_tensor(list(keep), dtype=torch.long)
     for p in parameters:
         p.data = p.data.index_select(0, index)
         p.grad = None
-        state = optimizer.state.get(p, {})
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor) and value.dim() > 0:        # not Adam's step count
-                state[key] = value.index_select(0, index)
+        for optimizer in optimizers:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0:    # not Adam's step count
+                    state[key] = value.index_select(0, index)
 
 
 def trust_actions(envs: Any) -> Any:
@@ -193,10 +254,12 @@ class SeedEnvs:
 
     def step(self, act: np.ndarray) -> tuple[np.ndarray, ...]:
         if self.joint:
+            every = len(self.live) == self.n_seeds
             full = np.zeros((self.n_seeds, self.num_envs), dtype=np.asarray(act).dtype)
             full[self.live] = act               # seeds that left get action 0, never read
             obs, rew, terminated, truncated, info = self.envs[0].step(full.reshape(-1))
-            rows = lambda x: x.reshape(self.n_seeds, self.num_envs, *x.shape[1:])[self.live]  # noqa: E731
+            rows = lambda x: (x.reshape(self.n_seeds, self.num_envs, *x.shape[1:])  # noqa: E731
+                              [slice(None) if every else self.live])
             return rows(obs), rows(rew), rows(terminated), rows(truncated), [info]
         out = [env.step(a) for env, a in zip(self.envs, act)]
         obs, rew, terminated, truncated, infos = zip(*out)
@@ -238,9 +301,11 @@ class _SeedDraws:
 
     def uniform(self, low: float, high: float, size: tuple[int, int]) -> np.ndarray:
         k_n = self.n * len(self.generators)
+        if size[1] == 0:                        # no env starting (most steps): nothing to draw
+            return np.empty(size)
         starting = (np.arange(k_n) if size[1] == k_n else np.flatnonzero(self.env.prev_done))
-        seeds, counts = np.unique(starting // self.n, return_counts=True)  # ascending seeds
+        counts = np.bincount(starting // self.n, minlength=len(self.generators))  # per seed
         # (a seed with no env starting draws nothing, as its own env's (4, 0) draw does)
         return np.concatenate([np.empty((size[0], 0))] + [
             self.generators[k].uniform(low, high, size=(size[0], int(c)))
-            for k, c in zip(seeds, counts)], axis=1)
+            for k, c in enumerate(counts) if c], axis=1)

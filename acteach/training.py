@@ -92,15 +92,18 @@ class History:
         i = self.first_reached(threshold, window)
         return None if i is None else self.episode_seconds[i]
 
-    def first_reached(self, threshold: float, window: int) -> int | None:
-        """Index of the first episode closing a window whose mean return >= threshold."""
+    def first_reached(self, threshold: float, window: int, since: int = 0) -> int | None:
+        """Index of the first episode closing a window whose mean return >= threshold.
+        since: look only at windows closing at episode `since` or later (a trainer checking
+        after every rollout passes the number of episodes it has already checked)."""
         check_positive_int("window", window)
-        returns = np.asarray(self.episode_returns, dtype=float)
+        start = max(since - window + 1, 0)
+        returns = np.asarray(self.episode_returns[start:], dtype=float)
         if len(returns) < window:
             return None
         means = np.convolve(returns, np.ones(window) / window, mode="valid")
         reached = np.flatnonzero(means >= threshold - 1e-9)
-        return None if reached.size == 0 else int(reached[0]) + window - 1
+        return None if reached.size == 0 else start + int(reached[0]) + window - 1
 
 
 def progress_bar(total: int, enabled: bool, desc: str) -> Any:
@@ -155,21 +158,23 @@ def interruptible(histories: History | Sequence[History], what: str = "training"
 def clip_gradients(optimizer: torch.optim.Optimizer, max_grad_norm: float | None) -> None:
     """Scale the gradient of each of the optimiser's parameter groups (one network each) down
     to global norm max_grad_norm if it is longer, in place; None = no clipping. Stacked
-    parameters (K seeds) are clipped seed by seed: each seed's norm is over its own rows."""
+    parameters (K seeds of `stacked`) are clipped seed by seed: each seed's norm is over its
+    own rows. (torch.nn.utils.clip_grad_norm_'s arithmetic, without its per-call overhead.)"""
     if max_grad_norm is None:
         return
     for group in optimizer.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        if not params:
+        grads = [p.grad for p in group["params"] if p.grad is not None]
+        if not grads:
             continue
-        if not getattr(params[0], "stacked", False) or params[0].shape[0] == 1:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
+        if not getattr(group["params"][0], "stacked", False):
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_mul_(grads, (max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
             continue
-        K = params[0].shape[0]
-        rows = [p.grad[k] for p in params for k in range(K)]                  # views
-        norms = torch.stack(torch._foreach_norm(rows)).view(len(params), K).norm(dim=0)
-        coef = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)                # (K,)
-        torch._foreach_mul_(rows, list(coef.repeat(len(params)).unbind()))
+        K = grads[0].shape[0]
+        norms = torch.linalg.vector_norm(torch.cat([g.reshape(K, -1) for g in grads], 1), dim=1)
+        scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)                  # (K,)
+        for g in grads:                                                # seed k's rows * scale[k]
+            g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
 
 
 def check_run_config(config: Any, positive_ints: Sequence[str]) -> None:

@@ -15,6 +15,13 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def import_torch_optim() -> None:
+    """Import what torch imports lazily when the first optimiser is built (torch._dynamo,
+    about 1-2 s, once per process), so that the clock of either side times training, not this
+    one-time import. Every runner calls it before its clock starts."""
+    import torch._dynamo  # noqa: F401
+
+
 def load_average(when: str) -> list[float]:
     """Print the 1, 5 and 15-minute load averages, with a warning when the 1-minute one exceeds
     the core count (other jobs then share the cores and the timings are not to be trusted);

@@ -133,6 +133,47 @@ def test_a2c_learns_cartpole_within_50k_steps():
         f"mean of the last 20 returns never reached 200; last 20: {history.episode_returns[-20:]}")
 
 
+def test_train_a2c_calls_the_update_it_is_given_with_a2c_updates_arguments():
+    """A student's update plugs into the library's loop: called once per rollout with the
+    networks, one Adam each, the (T, N) record and the config; its losses are the History's."""
+    calls = []
+
+    def my_update(policy, critic, opt_actor, opt_critic, record, config):
+        calls.append((policy, critic, opt_actor, opt_critic, record.mask.shape, config))
+        return a2c_update(policy, critic, opt_actor, opt_critic, record, config)
+
+    config = A2CConfig(total_steps=200, n_envs=2, n_steps=5, seed=3)
+    history = train_a2c(config, progress=False, update=my_update)
+    reference = train_a2c(config, progress=False)
+    assert len(calls) == len(history.losses["actor_loss"]) >= 200 // 10  # reset steps add a few
+    policy, critic, opt_actor, opt_critic, shape, seen = calls[0]
+    assert history.policy is policy and history.critic is critic
+    assert isinstance(opt_actor, torch.optim.Adam) and isinstance(opt_critic, torch.optim.Adam)
+    assert ({id(p) for p in opt_actor.param_groups[0]["params"]}
+            == {id(p) for p in policy.parameters()})
+    assert shape == (5, 2) and seen is config
+    assert history.losses == reference.losses                         # the same run
+
+
+def test_train_a2c_refuses_an_update_that_is_not_a_function():
+    with pytest.raises(ValueError, match="^update:"):
+        train_a2c(A2CConfig(total_steps=10), progress=False, update="a2c_update")
+
+
+def test_an_update_that_never_steps_leaves_the_networks_untrained():
+    """The loop does not step the networks itself: only the update does."""
+    def no_update(policy, critic, opt_actor, opt_critic, record, config):
+        return {"actor_loss": 0.0}
+
+    config = A2CConfig(total_steps=100, n_envs=2, seed=1)
+    history = train_a2c(config, progress=False, update=no_update)
+    torch.manual_seed(1)
+    fresh = CategoricalPolicy(4, 2, config.hidden)
+    for a, b in zip(history.policy.parameters(), fresh.parameters()):
+        torch.testing.assert_close(a, b)
+    assert history.losses["actor_loss"] == [0.0] * len(history.losses["actor_loss"])
+
+
 @pytest.mark.parametrize("field, value", [
     ("env_id", ""), ("n_envs", 0), ("n_steps", 2.5), ("gamma", 1.5), ("target", "td"),
     ("lr_actor", 0.0), ("lr_critic", -1e-3), ("ent_coef", -0.1), ("max_grad_norm", 0.0),

@@ -1,6 +1,9 @@
 """Batch actor-critic and REINFORCE (notebook 06): smoke runs, the advantage of the update worked
-by hand, and one fixed-seed learning run on CartPole (the checker of exercise 6.1 is in
-test_checks.py)."""
+by hand, fixed-seed learning runs on CartPole, and many seeds at once (seed k of a batched run
+follows the single run with seed k, no gradient flows between seeds) (the checker of exercise
+6.1 is in test_checks.py)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,13 +12,19 @@ from acteach.actor_critic import A2CConfig, A2CHistory
 from acteach.batch_actor_critic import (
     actor_critic_losses,
     batch_actor_critic_update,
+    monte_carlo_targets_of,
+    reward_to_go_of,
     td_advantage_of,
     train_batch_actor_critic,
+    train_batch_actor_critic_seeds,
     train_reinforce,
+    train_reinforce_seeds,
 )
 from acteach.advantages import td_advantage
+from acteach.critic import critic_loss, monte_carlo_loss
 from acteach.nets import CategoricalPolicy, ValueNet
-from acteach.sampling import Batch
+from acteach.sampling import Batch, sample_episodes_seeds
+from acteach.stacked import stack_pairs, stacked_parameters
 from acteach.surrogate import policy_gradient_surrogate
 
 
@@ -123,3 +132,143 @@ def test_reinforce_learns_cartpole():
                                         lr_actor=1e-3, target="one_step"))
     first, last = np.mean(history.episode_returns[:20]), np.mean(history.episode_returns[-40:])
     assert last > 1.5 * first and last > 40, (first, last)
+
+
+# --- many seeds at once ----------------------------------------------------------------------
+
+def _flat(network: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in network.parameters()])
+
+
+def _initial(network: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The network a run with this seed starts from (policy first, then critic)."""
+    torch.manual_seed(seed)
+    policy, critic = CategoricalPolicy(4, 2, (64, 64)), ValueNet(4, (64, 64))
+    return policy if isinstance(network, CategoricalPolicy) else critic
+
+
+@pytest.mark.parametrize("train, train_seeds, target", [
+    (train_batch_actor_critic, train_batch_actor_critic_seeds, "one_step"),
+    (train_batch_actor_critic, train_batch_actor_critic_seeds, "n_step"),
+    (train_reinforce, train_reinforce_seeds, "one_step")])
+def test_seed_k_of_a_batched_run_follows_the_single_run_with_seed_k(train, train_seeds, target):
+    """Three seeds at once, each run to 3-6 updates (they leave the batch at different times):
+    the same episodes as the single run with that seed, the losses and the trained networks
+    the same to float tolerance. (Adam divides by the root of the squared gradient: where a
+    gradient is near 0 it turns rounding, here also the batched tanh's 2e-7, into up to a whole
+    step of lr = 1e-3. So each weight agrees to 10% of one step, and the difference of all the
+    weights is under 0.1% of how far training moved them.)"""
+    config = A2CConfig(n_episodes=2, total_steps=150, critic_epochs=3, target=target,
+                       lr_actor=1e-3, lr_critic=1e-3)
+    seeds = [3, 0, 5]
+    batched = train_seeds(config, seeds)
+    assert len({h.env_steps for h in batched}) > 1                   # they left at different times
+    for seed, h in zip(seeds, batched):
+        single = train(dataclasses.replace(config, seed=seed))
+        assert len(h.losses["actor_loss"]) == len(single.losses["actor_loss"]) >= 3
+        assert h.episode_returns == single.episode_returns and h.env_steps == single.env_steps
+        for key, values in single.losses.items():
+            np.testing.assert_allclose(h.losses[key], values, rtol=1e-4, atol=1e-5)
+        assert (h.critic is None) == (single.critic is None)
+        for net, one in ((h.policy, single.policy), (h.critic, single.critic)):
+            if net is not None:
+                moved = (_flat(one) - _flat(_initial(one, seed))).norm()
+                torch.testing.assert_close(_flat(net), _flat(one), rtol=0, atol=1e-4)
+                assert (_flat(net) - _flat(one)).norm() < 1e-3 * moved
+
+
+def _stacked_batch(seeds=(0, 1, 2), n=3):
+    pairs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        pairs.append((CategoricalPolicy(4, 2, (16,)), ValueNet(4, (16,))))
+    policy, critic = stack_pairs(pairs)
+    return pairs, policy, critic, sample_episodes_seeds("CartPole-v1", policy, n, list(seeds))
+
+
+def _losses(policy, critic, batch, gamma=0.9):
+    """Every loss the two updates differentiate, one per seed each."""
+    args = (batch.obs, batch.rew, batch.next_obs, batch.terminated, batch.mask, gamma)
+    actor, critic_ = actor_critic_losses(policy, critic, batch.obs, batch.act, *args[1:])
+    logp = policy.log_prob(batch.obs, batch.act)
+    reinforce = -policy_gradient_surrogate(
+        logp, torch.as_tensor(reward_to_go_of(batch, gamma), dtype=logp.dtype),
+        torch.as_tensor(batch.mask))
+    return [actor, critic_, critic_loss(critic, *args), reinforce,
+            monte_carlo_loss(critic, batch.obs, monte_carlo_targets_of(critic, batch, gamma),
+                             batch.mask)]
+
+
+def test_each_seed_s_losses_are_those_of_its_own_network_on_its_own_episodes():
+    pairs, policy, critic, batch = _stacked_batch()
+    stacked = _losses(policy, critic, batch)
+    for k, (p, c) in enumerate(pairs):
+        column = Batch(**{key: value[:, k] for key, value in vars(batch).items()})
+        for s, one in zip(stacked, _losses(p, c, column)):
+            assert s.shape == (3,) and one.dim() == 0
+            torch.testing.assert_close(s[k], one, rtol=1e-5, atol=1e-6)
+
+
+def test_no_gradient_flows_between_seeds():
+    """The gradient of seed 1's losses is zero on the rows of seeds 0 and 2; and perturbing seed
+    0's episodes (its rewards and observations) leaves seeds 1 and 2's gradients exactly as
+    they were."""
+    _, policy, critic, batch = _stacked_batch()
+    params = stacked_parameters(policy, critic)
+
+    def gradients(batch):
+        total = sum(loss.sum() for loss in _losses(policy, critic, batch))
+        return torch.autograd.grad(total, params)
+
+    for loss in _losses(policy, critic, batch):
+        grads = torch.autograd.grad(loss[1], params, allow_unused=True)
+        for g in grads:
+            if g is not None:
+                assert torch.all(g[0] == 0) and torch.all(g[2] == 0)
+    perturbed = dataclasses.replace(batch, rew=batch.rew.copy(), obs=batch.obs.copy())
+    perturbed.rew[:, 0] *= 3.0
+    perturbed.obs[:, 0] += 0.5
+    before, after = gradients(batch), gradients(perturbed)
+    assert any(not torch.equal(b[0], a[0]) for b, a in zip(before, after))
+    for b, a in zip(before, after):
+        assert torch.equal(b[1:], a[1:])
+
+
+@pytest.mark.parametrize("train_seeds", [train_batch_actor_critic_seeds, train_reinforce_seeds])
+@pytest.mark.parametrize("seeds", [[], [0, 1.5], [0, -1], 3, "01"])
+def test_bad_seeds_are_refused_by_name(train_seeds, seeds):
+    with pytest.raises(ValueError, match="^seeds:"):
+        train_seeds(A2CConfig(total_steps=100), seeds)
+
+
+@pytest.mark.parametrize("train_seeds, factor, floor", [(train_batch_actor_critic_seeds, 2, 60),
+                                                        (train_reinforce_seeds, 1.5, 40)])
+def test_both_trainers_learn_cartpole_with_seeds_batched(train_seeds, factor, floor):
+    """Fixed seeds 1 and 2 trained as one computation, notebook 06's settings: each seed's last
+    40 episodes average well above its first 20 (the single-seed tests above ask the same)."""
+    histories = train_seeds(A2CConfig(n_episodes=8, total_steps=20_000, lr_actor=1e-3,
+                                      lr_critic=1e-2, target="one_step", critic_epochs=10),
+                            [1, 2])
+    for h in histories:
+        first, last = np.mean(h.episode_returns[:20]), np.mean(h.episode_returns[-40:])
+        assert h.env_steps >= 20_000
+        assert last > factor * first and last > floor, (first, last)
+
+
+def test_the_batched_networks_tanh_is_tanh():
+    """The stacked networks of the batched trainers compute tanh as 2 sigmoid(2x) - 1 (torch's
+    CPU tanh is slow): the same values to 2e-7, and tanh's gradient."""
+    _, policy, critic, _ = _stacked_batch()
+    activations = [m for net in (policy, critic) for m in net.modules()
+                   if not list(m.children()) and not list(m.parameters(recurse=False))]
+    assert activations and not any(isinstance(m, torch.nn.Tanh) for m in activations)
+    x = torch.linspace(-12, 12, 2001, requires_grad=True)
+    exact = torch.tanh(x)
+    (grad_exact,) = torch.autograd.grad(exact.sum(), x)
+    for activation in activations:
+        y = activation(x)
+        torch.testing.assert_close(y, exact, rtol=0, atol=2e-7)
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        torch.testing.assert_close(grad, grad_exact, rtol=0, atol=1e-6)
+        with torch.no_grad():
+            torch.testing.assert_close(activation(x), exact.detach(), rtol=0, atol=2e-7)

@@ -342,3 +342,63 @@ def test_both_neural_fits_run_the_same_adam_step():
     # mask flags may be 0/1, as everywhere else (one flag check: _validate.check_flags)
     assert critic.monte_carlo_loss(twin, x[:3], y[:3], [1, 0, 1]).item() == pytest.approx(
         critic.monte_carlo_loss(twin, x[[0, 2]], y[[0, 2]], [True, True]).item())
+
+
+# --- K stacked seeds: one loss per seed ------------------------------------------------------
+
+def _stacked_critic_batch(seeds=(0, 1, 2)):
+    from acteach.sampling import sample_episodes_seeds
+    from acteach.stacked import stack_pairs
+
+    pairs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        pairs.append((CategoricalPolicy(4, 2, (8,)), ValueNet(4, (8,))))
+    policy, stacked = stack_pairs(pairs)
+    return [c for _, c in pairs], stacked, sample_episodes_seeds("CartPole-v1", policy, 4,
+                                                                 list(seeds))
+
+
+@pytest.mark.parametrize("loss", ["monte_carlo_loss", "critic_loss", "residual_loss"])
+def test_stacked_losses_are_each_seed_s_own_loss_and_ignore_padding(loss):
+    """A (T, K, N) batch gives one loss per seed, seed k's equal (value and gradient) to the
+    loss of its own critic on its own (T, N) column; garbage on the padding changes nothing."""
+    critics, stacked, batch = _stacked_critic_batch()
+    fn = getattr(critic, loss)
+
+    def args(b):
+        if loss == "monte_carlo_loss":
+            return b.obs, reward_to_go(*_columns(b.rew, b.mask), 0.9).reshape(b.mask.shape), b.mask
+        return b.obs, b.rew, b.next_obs, b.terminated, b.mask, 0.9
+
+    losses = fn(stacked, *args(batch))
+    assert losses.shape == (3,)
+    grads = torch.autograd.grad(losses.sum(), list(stacked.parameters()))
+    for k, net in enumerate(critics):
+        column = Batch(**{key: value[:, k] for key, value in vars(batch).items()})
+        one = fn(net, *args(column))
+        torch.testing.assert_close(losses[k], one, rtol=1e-5, atol=1e-6)
+        for own, row in zip(torch.autograd.grad(one, list(net.parameters())),
+                            [g[k] for g in grads]):               # StackedLinear: weight.T
+            torch.testing.assert_close(row.reshape(-1), own.mT.reshape(-1) if own.dim() == 2
+                                       else own, rtol=1e-4, atol=1e-6)
+    garbage = Batch(**{key: value.copy() for key, value in vars(batch).items()})
+    for key in ("obs", "next_obs", "rew"):
+        getattr(garbage, key)[~batch.mask] = np.nan
+    torch.testing.assert_close(fn(stacked, *args(garbage)), losses)
+    for g in torch.autograd.grad(fn(stacked, *args(garbage)).sum(), list(stacked.parameters())):
+        assert torch.isfinite(g).all()
+
+
+def _columns(rew, mask):
+    T = rew.shape[0]
+    return rew.reshape(T, -1), mask.reshape(T, -1)
+
+
+def test_a_seed_without_a_valid_step_is_refused():
+    _, stacked, batch = _stacked_critic_batch()
+    mask = batch.mask.copy()
+    mask[:, 1] = False
+    with pytest.raises(ValueError, match="^mask: .*each of the K = 3 seeds"):
+        critic.critic_loss(stacked, batch.obs, batch.rew, batch.next_obs, batch.terminated,
+                           mask, 0.9)

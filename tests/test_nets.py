@@ -116,6 +116,9 @@ def test_policy_distribution_and_sampling():
     freq = np.bincount(draws, minlength=A) / len(draws)
     p = dist.probs[0].detach().numpy()
     assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / len(draws)))
+    # the uniforms drawn beforehand (a rollout's, in one call) give the very same actions
+    uniform = torch.rand((20000, A), generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(policy.act(many, uniform=uniform), draws)
 
 
 # ---------------------------------------------------------------- (b) estimators on CartPole

@@ -195,6 +195,7 @@ def test_step_and_store_skips_the_reset_step_and_keeps_truncation_bootstrappable
     ("buffer_size", 0), ("batch_size", True), ("gamma", 1.5), ("tau", 0.0), ("tau", 1.5),
     ("lr", -1e-3), ("hidden", (64, 0)), ("hidden", 64), ("alpha", 0.0), ("autotune", 1),
     ("target_entropy", float("nan")), ("eval_every", 0), ("eval_episodes", 0), ("seed", 0.5),
+    ("updates_per_step", 0),
 ])
 def test_bad_config_values_raise_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field}:"):
@@ -242,6 +243,13 @@ def test_smoke_run_returns_a_well_formed_history():
     again = train_sac(config)                                  # same seed, same run
     assert again.eval_returns == history.eval_returns
     assert again.losses["critic_loss"] == history.losses["critic_loss"]
+
+
+def test_updates_per_step_takes_that_many_gradient_steps_per_transition():
+    config = SACConfig(total_steps=120, learning_starts=100, batch_size=16, eval_every=10_000,
+                       eval_episodes=1, updates_per_step=3, seed=0)
+    history = train_sac(config)
+    assert len(history.losses["critic_loss"]) == 3 * (120 - 100 + 1)
 
 
 def test_history_times_and_steps_to_an_eval_return():

@@ -1,9 +1,11 @@
-"""make_envs, the one way to make a vector env, and Batch.from_steps, the one way to stack
-per-step records into a time-major Batch (sample_episodes itself: tests/test_nets.py)."""
+"""make_envs, the one way to make a vector env, Batch.from_steps, the one way to stack per-step
+records into a time-major Batch, and sample_episodes_seeds, K seeds' episodes at once
+(sample_episodes itself: tests/test_nets.py)."""
 import numpy as np
 import pytest
+import torch
 
-from acteach.sampling import Batch, make_envs
+from acteach.sampling import Batch, make_envs, sample_episodes, sample_episodes_seeds
 
 
 def test_make_envs_uses_the_vectorised_env_when_there_is_one_and_passes_kwargs():
@@ -43,3 +45,53 @@ def test_from_steps_stacks_time_major():
     assert batch.n_steps == 5 and batch.lengths.tolist() == [3, 2]
     with pytest.raises(ValueError, match="^steps:"):
         Batch.from_steps([])
+
+
+def _policies(seeds, hidden=(16,)):
+    from acteach.nets import CategoricalPolicy
+    from acteach.stacked import StackedPolicy
+
+    policies = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        policies.append(CategoricalPolicy(4, 2, hidden))
+    return policies, StackedPolicy(policies)
+
+
+def test_sample_episodes_seeds_gives_each_seed_the_episodes_sample_episodes_gives_it():
+    """Seed k's column of a (T, K, N) batch is sample_episodes of its own network with its own
+    seed, padded to the longest episode of all seeds: the same actions, lengths and
+    observations (the stacked logits agree to about 1e-6, far from any tie of these draws)."""
+    seeds = [4, 0, 9]
+    policies, stacked = _policies(seeds)
+    batch = sample_episodes_seeds("CartPole-v1", stacked, 5, seeds)
+    assert batch.mask.shape == batch.rew.shape == (len(batch.mask), 3, 5)
+    assert batch.obs.shape == batch.next_obs.shape == (*batch.mask.shape, 4)
+    for k, (policy, seed) in enumerate(zip(policies, seeds)):
+        one = sample_episodes("CartPole-v1", policy, 5, seed=seed)
+        T = len(one.mask)
+        for key, value in vars(one).items():
+            column = getattr(batch, key)[:, k]
+            np.testing.assert_array_equal(column[:T], value, err_msg=key)
+            assert not column[T:].any(), key                       # padding: zeros
+    assert batch.lengths.shape == (3, 5) and batch.n_steps == batch.mask.sum()
+
+
+def test_sample_episodes_seeds_cut_at_max_steps_and_refuses_bad_seeds():
+    _, stacked = _policies([0, 1])
+    cut = sample_episodes_seeds("CartPole-v1", stacked, 4, [0, 1], max_steps=3)
+    assert cut.mask.shape == (3, 2, 4) and cut.truncated[-1].all()
+    for seeds in ([], [0, -1], [0, 1.0], 0):
+        with pytest.raises(ValueError, match="^seeds:"):
+            sample_episodes_seeds("CartPole-v1", stacked, 4, seeds)
+
+
+def test_columns_fold_the_seed_axis_into_the_trajectories():
+    _, stacked = _policies([0, 1])
+    batch = sample_episodes_seeds("CartPole-v1", stacked, 3, [0, 1])
+    cols = batch.columns()
+    T = len(batch.mask)
+    assert cols.mask.shape == (T, 6) and cols.obs.shape == (T, 6, 4)
+    np.testing.assert_array_equal(cols.rew[:, 3:], batch.rew[:, 1])          # seed 1: columns 3-5
+    one = Batch(**{key: value[:, 0] for key, value in vars(batch).items()})
+    assert one.columns() is one

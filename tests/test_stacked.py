@@ -100,7 +100,7 @@ def test_keep_seeds_drops_rows_of_parameters_and_adam_state():
     layer(torch.randn(3, 5, 3)).sum().backward()
     opt.step()
     before = layer.weight.detach().clone(), opt.state[layer.weight]["exp_avg"].clone()
-    keep_seeds(list(layer.parameters()), opt, [0, 2])
+    keep_seeds(list(layer.parameters()), [opt], [0, 2])
     assert layer.weight.shape == (2, 3, 2)
     torch.testing.assert_close(layer.weight.detach(), before[0][[0, 2]])
     torch.testing.assert_close(opt.state[layer.weight]["exp_avg"], before[1][[0, 2]])

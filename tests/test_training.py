@@ -1,6 +1,7 @@
 """The bookkeeping every trainer shares (notebooks 06-09): History's episode records and
 thresholds, the one-thread / forked-RNG context, gradient clipping per network, and show_config."""
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -17,6 +18,16 @@ def test_steps_to_mean_return():
     assert history.steps_to_mean_return(40.0, window=2) == 40
     assert history.steps_to_mean_return(20.0, window=2) == 20
     assert history.steps_to_mean_return(100.0, window=2) is None
+
+
+def test_first_reached_since_looks_only_at_windows_closing_at_later_episodes():
+    """A trainer checking after each rollout passes the episodes it has checked: the windows
+    closing before them are skipped, those straddling them are not."""
+    history = History(episode_returns=[50.0, 10.0, 10.0, 30.0, 50.0])
+    assert history.first_reached(30.0, window=2) == 1                # (50 + 10) / 2
+    assert history.first_reached(30.0, window=2, since=2) == 4      # (30 + 50) / 2
+    assert history.first_reached(20.0, window=2, since=3) == 3      # straddles: (10 + 30) / 2
+    assert history.first_reached(30.0, window=2, since=5) is None   # nothing new
 
 
 def test_record_step_counts_valid_steps_and_closes_episodes_by_hand():
@@ -81,6 +92,24 @@ def test_clip_gradients_clips_each_parameter_group_on_its_own():
         torch.testing.assert_close(b.grad, torch.tensor([0.3]))
 
 
+def test_clip_gradients_is_clip_grad_norm_to_the_last_bit():
+    """Its arithmetic is torch.nn.utils.clip_grad_norm_'s (a run stays the same to the bit)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    grads = [torch.randn_like(p) for p in net.parameters()]
+    clipped = []
+    for clip in (clip_gradients, None):
+        for p, g in zip(net.parameters(), grads):
+            p.grad = g.clone()
+        if clip is None:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+        else:
+            clip(torch.optim.SGD(net.parameters(), lr=1.0), 0.5)
+        clipped.append([p.grad.clone() for p in net.parameters()])
+    for mine, theirs in zip(*clipped):
+        assert torch.equal(mine, theirs)
+
+
 @pytest.mark.parametrize("config", [A2CConfig(), SACConfig(), FitConfig()],
                          ids=lambda c: type(c).__name__)
 def test_show_config_prints_every_field_with_its_docstring(config, capsys):
@@ -129,12 +158,17 @@ def test_ctrl_c_returns_the_history_so_far(trainer, monkeypatch, capsys):
     module = {"train_sac": sac, "train_a2c": actor_critic}.get(trainer, batch_actor_critic)
     update = {"train_a2c": "a2c_update", "train_batch_actor_critic": "batch_actor_critic_update",
               "train_reinforce": "reinforce_update", "train_sac": "sac_update"}[trainer]
-    monkeypatch.setattr(module, update, _interrupt_after(3, getattr(module, update)))
+    interrupting = _interrupt_after(3, getattr(module, update))
+    if trainer == "train_a2c":                                    # its update is an argument
+        train = functools.partial(module.train_a2c, update=interrupting)
+    else:
+        monkeypatch.setattr(module, update, interrupting)
+        train = getattr(module, trainer)
     config = (SACConfig(total_steps=400, learning_starts=50, batch_size=16, eval_every=10_000,
                         eval_episodes=1, seed=0) if trainer == "train_sac"
               else A2CConfig(total_steps=5_000, n_envs=2, n_episodes=2, seed=0))
     threads, rng_state = torch.get_num_threads(), torch.random.get_rng_state()
-    history = getattr(module, trainer)(config, progress=True)
+    history = train(config, progress=True)
     assert history.interrupted and 0 < history.env_steps < config.total_steps
     assert len(next(iter(history.losses.values()))) == 2          # the two finished updates
     assert history.seconds > 0
