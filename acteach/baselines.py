@@ -4,13 +4,28 @@ Subtracting a baseline b from the weight leaves the gradient unbiased as long as
 depend on the action a_t:  E[grad log pi(a_t|s_t) b(s_t)] = b(s_t) grad sum_a pi(a|s_t) = 0.
 The baselines here: the batch mean of the returns (plain, or leaving each trajectory out), the
 variance-minimising constant per parameter, and V^pi(s_t) itself, which turns Q into the
-advantage A^pi = Q^pi - V^pi. Arrays are time-major (T, N); a baseline is (T, N) or (N,).
+advantage A^pi = Q^pi - V^pi. `expected_baseline_term` gives that expectation exactly for a
+softmax table, for any b(s, a): zero when b does not depend on the action. Arrays are time-major
+(T, N); a baseline is (T, N) or (N,).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from acteach._validate import check_array, check_flag, check_positive_int
+
+
+def expected_baseline_term(pi: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """E_{a ~ pi(.|s)}[grad_theta log pi(a|s) b(s, a)] for the softmax table pi = softmax(theta),
+    state by state: the score of action a is d log pi(a|s) / d theta[s, c] = 1[a = c] - pi(c|s),
+    so entry [s, c] = pi(c|s) (b(s, c) - sum_a pi(a|s) b(s, a)). Zero in every state where b
+    does not depend on the action; b = Q^pi gives pi(c|s) A^pi(s, c). pi: (S, A); b: (S, A), or
+    (S, 1) for a baseline of the state alone -> (S, A)."""
+    pi, b = check_array("pi", pi, 2, "(S, A)"), check_array("b", b, 2, "(S, A)")
+    if b.shape not in (pi.shape, (pi.shape[0], 1)):
+        raise ValueError(f"b: expected shape {pi.shape} (S, A) or ({pi.shape[0]}, 1), "
+                         f"got {b.shape}")
+    return pi * (b - (pi * b).sum(axis=1, keepdims=True))
 
 
 def subtract_baseline(ret: np.ndarray, baseline: np.ndarray, mask: np.ndarray) -> np.ndarray:

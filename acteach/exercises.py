@@ -406,7 +406,7 @@ def student_text(solution: Path) -> str:
 
 def held_work(solution: Path, target: Path) -> list[str]:
     """What building would lose in the existing student notebook `target`: each exercise whose
-    cell differs from its generated stub, as "exercise 2.1 (q_from_rollouts)", or the whole file
+    cell differs from its generated stub, as "exercise 2.1 (q_from_v)", or the whole file
     if it is not a readable notebook. [] if the target is missing or holds no work."""
     if not target.exists():
         return []

@@ -1,6 +1,7 @@
 """Still figures and tables for the notebooks (01-05, 07, 09) and the labs: a table of gradient
-statistics (`stats_table`), baselines state by state (03), fitted value tables against V^pi
-(04), and `show_figure` to show any matplotlib Figure made without pyplot in a notebook cell.
+statistics (`show_stats` in a notebook, `stats_table` as text in a lab's readout), baselines
+state by state (03), fitted value tables against V^pi (04), and `show_figure` to show any
+matplotlib Figure made without pyplot in a notebook cell.
 The labs' live figures live with their labs (`acteach.labs`)."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from acteach import display
 from acteach.estimators import GradientStats
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
@@ -30,6 +32,36 @@ def stats_table(stats: Sequence[GradientStats]) -> str:
                      f"{plus_minus(s.variance, s.variance_se):>20}"
                      f"{plus_minus(s.mse, s.mse_se):>20}{ratio:>13.3f}")
     return "\n".join(lines)
+
+
+def variance_ratio(num: GradientStats, den: GradientStats) -> tuple[float, float]:
+    """Var(num) / Var(den) and its standard error.
+
+    With as many estimates on both sides, they are paired by index and the SE comes from the
+    ratio's influence function over the R pairs: valid whether or not the two estimators saw
+    the same trajectories, and much tighter when they did (their noise then cancels in the
+    ratio). Otherwise the two variances' SEs are combined as independent (delta method)."""
+    a, b = (s.estimates.reshape(len(s.estimates), -1) for s in (num, den))
+    if len(a) != len(b):
+        ratio = num.variance / den.variance
+        return ratio, ratio * float(np.hypot(num.variance_se / num.variance,
+                                             den.variance_se / den.variance))
+    da, db = (((x - x.mean(axis=0)) ** 2).sum(axis=1) for x in (a, b))
+    ratio = da.mean() / db.mean()
+    influence = (da - ratio * db) / db.mean()
+    return float(ratio), float(influence.std(ddof=1) / np.sqrt(len(da)))
+
+
+def show_stats(stats: Sequence[GradientStats], title: str | None = None) -> None:
+    """A table, one row per estimator: |bias| next to its noise floor and the largest
+    |bias| / SE over the components (an unbiased estimator's stays within pure noise's range),
+    the total variance, the variance relative to the first row, and the expected cosine with
+    the exact gradient (the direction a step takes), each +- its standard error."""
+    rows = [[s.method, s.bias_norm, s.noise_floor, s.max_bias_z, (s.variance, s.variance_se),
+             variance_ratio(s, stats[0]) if k else 1, (s.cosine, s.cosine_se)]
+            for k, s in enumerate(stats)]
+    display.table(rows, ["estimator", "|bias|", "noise floor", "max |bias|/SE", "variance",
+                         f"variance / {stats[0].method}'s", "cos(g_hat, grad J)"], title=title)
 
 
 def plus_minus(value: float, se: float) -> str:

@@ -4,9 +4,14 @@ The reward-to-go Q_hat_{n,t} is one sample of what (s_t, a_t) is worth. Its expe
 
     Q^pi(s_t, a_t) = E[ sum_{t' >= t} gamma^(t'-t) r_t' | s_t, a_t ],
 
-quieter but unknown. Two ways to get it: exactly, on a tabular MDP (`exact_q_weights`), or by
+quieter but unknown. Three ways to get it: exactly, on a tabular MDP (`exact_q_weights`); by
 averaging k fresh rollouts from (s_t, a_t) (`mc_q_estimate`): unbiased, less noisy as k grows,
-and k times the environment steps. Arrays are time-major (T, N).
+and k times the environment steps; or from V in one step (`q_from_v`),
+
+    Q^pi(s, a) = r(s, a) + gamma E[V^pi(s') | s, a],
+
+whose one-sample form r_t + gamma V^pi(s_{t+1}) is why a critic fits V (S inputs), not Q
+(S x A): Q follows from V. Arrays are time-major (T, N).
 """
 from __future__ import annotations
 
@@ -24,6 +29,18 @@ def time_indexed(table: np.ndarray, mdp: TabularMDP, obs: np.ndarray, *rest: np.
         return table[(obs, *rest)]
     t = np.broadcast_to(np.arange(obs.shape[0])[:, None], obs.shape)
     return table[(t, obs, *rest)]
+
+
+def q_from_v(mdp: TabularMDP, V: np.ndarray) -> np.ndarray:
+    """Q(s, a) = r(s, a) + gamma sum_s' p(s'|s, a) V(s'), a terminal state's V counting as 0
+    (nothing follows it). V: (S,) -> Q (S, A); with a horizon H, V: (H + 1, S) indexed by the
+    step -> Q (H, S, A), Q_t from V_{t+1}. With V = V^pi this is Q^pi (`exact_values`)."""
+    V = np.asarray(V, dtype=float)
+    expected = (mdp.n_states,) if mdp.horizon is None else (mdp.horizon + 1, mdp.n_states)
+    if V.shape != expected:
+        raise ValueError(f"V: expected shape {expected} for this MDP, got {V.shape}")
+    after = np.where(mdp.terminal, 0.0, V if mdp.horizon is None else V[1:])
+    return mdp.R + mdp.gamma * np.einsum("sax,...x->...sa", mdp.P, after)
 
 
 def exact_q_weights(mdp: TabularMDP, logits: np.ndarray, obs: np.ndarray, act: np.ndarray,

@@ -1,6 +1,7 @@
-"""Notebook 02 (use Q): the exact Q and the Monte Carlo Q of k rollouts are unbiased, the Monte
-Carlo variance falls with k as Var[q_exact] + C/k, k = 1 matches the reward-to-go (the Q lab's
-numbers and drawing are in test_labs.py, the checker of exercise 2.1 in test_checks.py)."""
+"""Notebook 02 (use Q): Q from V in one Bellman step is the exact Q; the exact Q and the Monte
+Carlo Q of k rollouts are unbiased, the Monte Carlo variance falls with k as Var[q_exact] + C/k,
+k = 1 matches the reward-to-go (the Q lab's numbers and drawing are in test_labs.py, the checker
+of exercise 2.1 in test_checks.py)."""
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from acteach.estimators import (
     method_weights,
     summarize,
 )
-from acteach.q_values import exact_q_weights, mc_q_estimate
+from acteach.q_values import exact_q_weights, mc_q_estimate, q_from_v
 from acteach.tabular import sample_trajectories
 
 # The teaching MDPs of conftest.py that are episodic or have a horizon: on a discounted MDP
@@ -158,3 +159,23 @@ def test_k_below_one_or_not_an_integer_is_refused(mdp, logits, k):
         estimate_gradient(mdp, logits, 3, "q_mc", np.random.default_rng(0), k=k)
     with pytest.raises(ValueError, match="^k:"):
         gradient_statistics(mdp, logits, "q_mc", 2, 3, np.random.default_rng(0), k=k)
+
+
+# --- Q from V ---------------------------------------------------------------------------------
+
+def test_q_from_v_of_the_exact_v_is_the_exact_q(mdp, logits):
+    values = tabular.exact_values(mdp, logits)
+    np.testing.assert_allclose(q_from_v(mdp, values.V), values.Q, atol=1e-12)
+
+
+def test_q_from_v_by_hand_ignores_the_value_of_a_terminal_state():
+    # states 0, 1, goal; no slip; V = [1, 2, 5]: the goal's 5 never counts
+    mdp = tabular.chain_mdp(n_states=2, slip=0.0)
+    np.testing.assert_allclose(q_from_v(mdp, np.array([1.0, 2.0, 5.0])),
+                               [[0.0, 1.0], [0.0, 10.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("mdp_name", ["grid"])
+def test_q_from_v_wants_one_value_per_step_with_a_horizon(mdp):
+    with pytest.raises(ValueError, match=r"^V: expected shape \(21, 11\)"):
+        q_from_v(mdp, np.zeros(mdp.n_states))

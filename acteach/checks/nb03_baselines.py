@@ -1,5 +1,6 @@
-"""Checkers of notebook 03 (baselines): exercise 3.1 `loo_baseline`, exercise 3.2
-`advantage_weights`, and their registry entries with planted mistakes."""
+"""Checkers of notebook 03 (baselines): exercise 3.1 `expected_baseline_term` (the exact
+E[grad log pi(a|s) b(s, a)] of a softmax table), exercise 3.2 `loo_baseline`, and their registry
+entries with planted mistakes."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -7,13 +8,72 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from acteach import returns
-from acteach.baselines import batch_mean_baseline, subtract_baseline
+from acteach.baselines import batch_mean_baseline
+from acteach.baselines import expected_baseline_term as library_expected_baseline_term
 from acteach.checks._core import (Case, Checker, against, as_array, mistake, recognise, run_cases,
                                   show, stub)
 
 # ---------------------------------------------------------------------------------------------
-# Exercise 3.1: the leave-one-out baseline
+# Exercise 3.1: the expected baseline term E[grad log pi(a|s) b(s, a)], exactly
+# ---------------------------------------------------------------------------------------------
+
+def expected_baseline_term(pi: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The reference: `acteach.baselines.expected_baseline_term(pi, b)`."""
+    return library_expected_baseline_term(pi, b)
+
+
+def _term_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(pi, b, hint) cases: hand-worked first, then random softmax tables with baselines of the
+    state alone (every column equal) and of the action."""
+    pi = np.array([[0.25, 0.75]])
+    cases = [
+        (pi, np.array([[4.0, 0.0]]), "b depends on the action: E_pi[b] = 0.25 * 4 = 1, so entry "
+         "c is pi(c) (b(c) - 1) = [0.25 * 3, 0.75 * (-1)] = [0.75, -0.75]"),
+        (pi, np.array([[2.0, 2.0]]), "b = 2 for both actions: sum_a pi(a) (1[a = c] - pi(c)) 2 "
+         "= 2 (pi(c) - pi(c)) = 0: a baseline of the state alone adds nothing in expectation"),
+    ]
+    for S, A in ((3, 2), (4, 3), (5, 4)):
+        logits = rng.normal(size=(S, A))
+        pi = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        state_only = np.repeat(rng.normal(size=(S, 1)).round(2) * 5, A, axis=1)
+        cases.append((pi, state_only, f"random case: {S} states, b of the state alone "
+                                      "(equal columns)"))
+        cases.append((pi, rng.normal(size=(S, A)).round(2) * 5,
+                      f"random case: {S} states, b depends on the action"))
+    return cases
+
+
+def _term_hint(case: Case, got: Any) -> str:
+    """Name the mistake the got value matches, if it matches a known one; else the case's."""
+    pi, b = case.args
+    got = as_array(got)
+    if not isinstance(got, np.ndarray) or got.shape != pi.shape:
+        return case.hint
+    mean_b = (pi * b).sum(axis=1, keepdims=True)
+    known = [
+        (pi * b, "the score of a softmax is d log pi(a|s) / d theta[s, c] = 1[a = c] - pi(c|s): "
+         "the - pi(c|s) (from the normaliser) is missing"),
+        (pi * (mean_b - b), "the sign: the score is 1[a = c] - pi(c|s), not pi(c|s) - 1[a = c]"),
+        (b - pi * b.sum(axis=1, keepdims=True), "an expectation over a ~ pi(.|s): weight each "
+         "action's term by pi(a|s)"),
+        (pi * (b - b.mean(axis=1, keepdims=True)), "the average of b inside is sum_a pi(a|s) "
+         "b(s, a), weighted by the policy, not the plain mean over actions"),
+        (np.zeros_like(pi), "the term vanishes only when b does not depend on the action; here "
+         "it does"),
+    ]
+    return recognise(got, expected_baseline_term(pi, b), known, case.hint)
+
+
+def check_expected_baseline_term(fn: Callable) -> None:
+    """Exercise 3.1: fn(pi, b) must equal `acteach.baselines.expected_baseline_term(pi, b)`:
+    entry [s, c] = sum_a pi(a|s) (1[a = c] - pi(c|s)) b(s, a)."""
+    cases = [Case(f"expected_baseline_term(pi={show(pi)}, b={show(b)})", (pi, b), hint=hint)
+             for pi, b, hint in _term_cases(np.random.default_rng(4))]
+    run_cases("expected_baseline_term", fn, cases, against(expected_baseline_term, _term_hint))
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3.2: the leave-one-out baseline
 # ---------------------------------------------------------------------------------------------
 
 
@@ -64,75 +124,12 @@ def _loo_hint(case: Case, got: Any) -> str:
 
 
 def check_loo_baseline(fn: Callable) -> None:
-    """Exercise 3.1: fn(returns, group_size) must equal
+    """Exercise 3.2: fn(returns, group_size) must equal
     `acteach.baselines.batch_mean_baseline(returns, group_size, leave_one_out=True)`."""
     cases = [Case(f"loo_baseline(returns={show(ret)}, group_size={group_size})",
                   (ret, group_size), hint=hint)
              for ret, group_size, hint in _loo_cases(np.random.default_rng(3))]
     run_cases("loo_baseline", fn, cases, against(loo_baseline, _loo_hint))
-
-
-# ---------------------------------------------------------------------------------------------
-# Exercise 3.2: the advantage weights Q_hat_t - V(s_t)
-# ---------------------------------------------------------------------------------------------
-
-def advantage_weights(rew: np.ndarray, mask: np.ndarray, value: np.ndarray,
-                      gamma: float = 1.0) -> np.ndarray:
-    """The reference: `subtract_baseline(reward_to_go(rew, mask, gamma), value, mask)`."""
-    return subtract_baseline(returns.reward_to_go(rew, mask, gamma), value, mask)
-
-
-def _advantage_cases(rng: np.random.Generator
-                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float, str]]:
-    """(rew, mask, value, gamma, hint) cases: hand-worked first, then random ones whose padded
-    steps hold garbage rewards and values (a critic evaluates padding too)."""
-    rew = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 99.0]])
-    mask = np.array([[True, True], [True, True], [True, False]])   # trajectory 1 has 2 steps
-    value = np.array([[2.0, 1.0], [4.0, 0.5], [1.0, 7.0]])
-    cases = [
-        (rew, mask, value, 1.0, "reward-to-go [[9, 6], [8, 4], [5, 0]] minus V(s_t) = "
-         "[[7, 5], [4, 3.5], [4, 0]]; value[2, 1] = 7 is the critic's output on a padded step: "
-         "the weight there is 0"),
-        (rew, mask, value, 0.5, "with gamma = 0.5 the reward-to-go of trajectory 0 is "
-         "[3.75, 5.5, 5]; subtract V(s_t) of the same step t"),
-    ]
-    for T, N, gamma in ((6, 4, 0.9), (9, 3, 1.0), (5, 5, 0.0)):
-        lengths = rng.integers(1, T + 1, size=N)
-        mask = np.arange(T)[:, None] < lengths[None, :]
-        cases.append((rng.normal(size=(T, N)).round(2), mask, rng.normal(size=(T, N)).round(2),
-                      gamma, "random case: padded steps hold garbage rewards and values"))
-    return cases
-
-
-def _advantage_hint(case: Case, got: Any) -> str:
-    """Name the mistake the got value matches, if it matches a known one; else the case's."""
-    rew, mask, value, gamma = case.args
-    got = as_array(got)
-    if not isinstance(got, np.ndarray) or got.shape != rew.shape:
-        return case.hint
-    rtg = returns.reward_to_go(rew, mask, gamma)
-    shifted = np.vstack([value[1:], np.zeros((1, value.shape[1]))])
-    known = [
-        (rtg - value, "the weight at a padded step (mask False) must be 0: mask the values too"),
-        (subtract_baseline(rtg, shifted, mask), "subtract V(s_t) of the same step t, not "
-         "V(s_{t+1})"),
-        (subtract_baseline(returns.total_return(rew, mask, gamma)[None, :], value, mask),
-         "use the reward-to-go Q_hat_t (rewards from t on), not the whole return"),
-        (subtract_baseline(returns.reward_to_go(rew, mask, 1.0), value, mask),
-         f"discount the reward-to-go with gamma = {gamma}"),
-        (-subtract_baseline(rtg, value, mask), "the sign: Q_hat_t - V(s_t), not V(s_t) - Q_hat_t"),
-    ]
-    return recognise(got, advantage_weights(*case.args), known, case.hint)
-
-
-def check_advantage_weights(fn: Callable) -> None:
-    """Exercise 3.2: fn(rew, mask, value, gamma) must equal the library's weights
-    Q_hat_t - V(s_t) on the valid steps, 0 elsewhere:
-    `subtract_baseline(reward_to_go(rew, mask, gamma), value, mask)`."""
-    cases = [Case(f"advantage_weights(rew={show(rew)}, mask={show(mask)}, value={show(value)}, "
-                  f"gamma={gamma})", (rew, mask, value, gamma), hint=hint)
-             for rew, mask, value, gamma, hint in _advantage_cases(np.random.default_rng(4))]
-    run_cases("advantage_weights", fn, cases, against(advantage_weights, _advantage_hint))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,32 +166,6 @@ def loo_group_size_one_is_own_return(returns, group_size):
     return batch_mean_baseline(returns, group_size, leave_one_out=True)
 
 
-@mistake("mask the values")
-def adv_unmasked_value(rew, mask, value, gamma=1.0):
-    return returns.reward_to_go(rew, mask, gamma) - value
-
-
-@mistake("not V(s_{t+1})")
-def adv_next_state_value(rew, mask, value, gamma=1.0):
-    shifted = np.vstack([value[1:], np.zeros((1, value.shape[1]))])
-    return subtract_baseline(returns.reward_to_go(rew, mask, gamma), shifted, mask)
-
-
-@mistake("not the whole return")
-def adv_whole_return(rew, mask, value, gamma=1.0):
-    return subtract_baseline(returns.total_return(rew, mask, gamma)[None, :], value, mask)
-
-
-@mistake("the sign")
-def adv_wrong_sign(rew, mask, value, gamma=1.0):
-    return -advantage_weights(rew, mask, value, gamma)
-
-
-@mistake("discount")
-def adv_ignores_gamma(rew, mask, value, gamma=1.0):
-    return advantage_weights(rew, mask, value, 1.0)
-
-
 @mistake("your function changed its argument `returns` in place")
 def loo_writes_through_a_reshape_view(returns, group_size):
     if group_size == 1:
@@ -202,12 +173,6 @@ def loo_writes_through_a_reshape_view(returns, group_size):
     groups = returns.reshape(-1, group_size)        # a view: writing to it writes to returns
     groups -= groups.sum(axis=1, keepdims=True)     # -(the others' sum)
     return -groups.ravel() / (group_size - 1)
-
-
-@mistake("your function changed its argument `value` in place")
-def adv_masks_value_in_place(rew, mask, value, gamma=1.0):
-    value *= mask                                   # zeroes the caller's padded values
-    return np.where(mask, returns.reward_to_go(rew, mask, gamma) - value, 0.0)
 
 
 def loo_float32(returns, group_size):
@@ -228,28 +193,68 @@ def loo_torch(returns, group_size):
     return (others / max(group_size - 1, 1)).reshape(-1)
 
 
-def advantage_weights_float32(rew, mask, value, gamma=1.0):
-    """A correct solution in float32."""
-    rtg = returns.reward_to_go(rew, mask, gamma).astype(np.float32)
-    return np.where(mask, rtg - value.astype(np.float32), np.float32(0.0))
+@mistake("the - pi(c|s) (from the normaliser) is missing")
+def term_without_the_normaliser(pi, b):
+    return pi * b
 
 
-def advantage_weights_torch(rew, mask, value, gamma=1.0):
-    """A correct solution in torch, returning a tensor."""
-    mask = torch.as_tensor(mask)
-    rtg = torch.as_tensor(returns.reward_to_go(rew, mask.numpy(), gamma))
-    return torch.where(mask, rtg - torch.as_tensor(value), 0.0)
+@mistake("the sign")
+def term_with_the_wrong_sign(pi, b):
+    return -expected_baseline_term(pi, b)
+
+
+@mistake("weight each action's term by pi(a|s)")
+def term_unweighted_sum_over_actions(pi, b):
+    return b - pi * b.sum(axis=1, keepdims=True)
+
+
+@mistake("weighted by the policy, not the plain mean")
+def term_plain_mean_of_b(pi, b):
+    return pi * (b - b.mean(axis=1, keepdims=True))
+
+
+@mistake("vanishes only when b does not depend on the action")
+def term_always_zero(pi, b):
+    return np.zeros_like(pi)
+
+
+@mistake("your function changed its argument `b` in place")
+def term_centres_b_in_place(pi, b):
+    b -= (pi * b).sum(axis=1, keepdims=True)
+    return pi * b
+
+
+def term_loops(pi, b):
+    """A correct solution with loops: the expectation written term by term."""
+    S, A = pi.shape
+    out = np.zeros((S, A))
+    for s in range(S):
+        for a in range(A):
+            score = -pi[s].copy()
+            score[a] += 1.0
+            out[s] += pi[s, a] * score * b[s, a]
+    return out
+
+
+def term_autograd(pi, b):
+    """A correct solution by autograd: the gradient of sum_a SG[pi(a|s)] log pi(a|s) b(s, a)
+    with respect to the logits (log pi recovers logits up to a constant per state)."""
+    theta = torch.log(torch.as_tensor(pi)).requires_grad_(True)
+    logp = torch.log_softmax(theta, dim=1)
+    (logp.exp().detach() * logp * torch.as_tensor(b)).sum().backward()
+    return theta.grad
 
 
 LOO_BASELINE = Checker(
-    check_loo_baseline, loo_baseline, stub("loo_baseline", "3.1"),
+    check_loo_baseline, loo_baseline, stub("loo_baseline", "3.2"),
     mistakes=(loo_includes_itself, loo_divides_by_group_size, loo_over_the_whole_batch,
               loo_group_size_one_is_nan, loo_group_size_one_is_own_return,
               loo_writes_through_a_reshape_view),
     rewrites=(loo_float32, loo_torch))
 
-ADVANTAGE_WEIGHTS = Checker(
-    check_advantage_weights, advantage_weights, stub("advantage_weights", "3.2"),
-    mistakes=(adv_unmasked_value, adv_next_state_value, adv_whole_return, adv_wrong_sign,
-              adv_ignores_gamma, adv_masks_value_in_place),
-    rewrites=(advantage_weights_float32, advantage_weights_torch))
+EXPECTED_BASELINE_TERM = Checker(
+    check_expected_baseline_term, expected_baseline_term, stub("expected_baseline_term", "3.1"),
+    mistakes=(term_without_the_normaliser, term_with_the_wrong_sign,
+              term_unweighted_sum_over_actions, term_plain_mean_of_b, term_always_zero,
+              term_centres_b_in_place),
+    rewrites=(term_loops, term_autograd))

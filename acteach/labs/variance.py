@@ -154,14 +154,22 @@ class EstimatePlot(BlittedFigure):
     """Many gradient estimates against the true gradient, on axes that stay fixed.
 
     Left: each estimator's estimates projected on the direction of the true gradient (a
-    histogram scaled to its peak), the true length dashed. Right: two components of the
-    estimates (the true gradient's largest), the truth a star. The axes are set once from
-    `scale_stats` (use the noisiest setting), so a larger N visibly narrows the clouds.
+    histogram scaled to its peak) with its mean (a dotted line ending in a triangle), the true
+    length dashed: a skewed histogram whose mean sits on the dashed line is unbiased. Right: two
+    components of the estimates (the true gradient's largest), the truth a star drawn over the
+    clouds. Above both, the
+    title, then the legend. The axes are set once from `scale_stats` (use the noisiest setting),
+    so a larger N visibly narrows the clouds.
     """
 
     def __init__(self, labels: Sequence[str], scale_stats: Sequence[GradientStats],
                  max_points: int = 300, bins: int = 41) -> None:
-        super().__init__((9, 3.2), left=0.04, right=0.99, bottom=0.17, top=0.88, wspace=0.18)
+        ncol = min(len(labels) + 1, 4)
+        legend_rows = -(-(len(labels) + 1) // ncol)
+        header = 0.3 + 0.19 * legend_rows                   # inches: the title, then the legend
+        height = 2.85 + header
+        super().__init__((9, height), left=0.04, right=0.99, bottom=0.5 / height,
+                         top=1 - header / height, wspace=0.18)
         self.labels, self.max_points = list(labels), max_points
         ref = scale_stats[0].reference
         self.unit = ref.ravel() / max(np.linalg.norm(ref), 1e-12)
@@ -173,42 +181,50 @@ class EstimatePlot(BlittedFigure):
         truth = np.array([[ref[self.comps[0]], ref[self.comps[1]]]])
         xy = np.concatenate([component_xy(s.estimates, self.comps) for s in scale_stats] + [truth])
         (x0, x1), (y0, y1) = axis_range(xy[:, 0]), axis_range(xy[:, 1])
-        ax_p.set(xlim=(lo, hi), ylim=(0, 1.08), yticks=[],
-                 xlabel="estimate projected on the true gradient direction")
+        ax_p.set(xlim=(lo, hi), ylim=(0, 1.12), yticks=[],
+                 xlabel="estimate projected on the true gradient direction (\u25bc mean)")
         ax_p.axvline(np.linalg.norm(ref), color="k", lw=1.2, ls="--", label="true |grad J|")
         ax_xy.set(xlim=(x0, x1), ylim=(y0, y1), xlabel=f"dJ/dlogits{list(self.comps[0])}",
                   ylabel=f"dJ/dlogits{list(self.comps[1])}")
-        ax_xy.scatter(*truth[0], marker="*", s=200, color="k", zorder=3)
+        self.star = ax_xy.scatter(*truth[0], marker="*", s=200, color="k", edgecolor="w",
+                                  animated=True)             # drawn last: above the clouds
         for axis in (ax_p.xaxis, ax_xy.xaxis, ax_xy.yaxis):
             axis.set_major_locator(MaxNLocator(5))
-        self.hists, self.clouds = {}, {}
+        self.hists, self.clouds, self.means = {}, {}, {}
         for k, label in enumerate(self.labels):
             color = COLORS[k % len(COLORS)]
             self.hists[label] = ax_p.stairs(np.zeros(bins - 1), self.edges, color=color, lw=1.8,
                                             label=label, animated=True)
+            (self.means[label],) = ax_p.plot([], [], ":", color=color, lw=1.4, marker="v",
+                                             markevery=[1], ms=7, animated=True)
             self.clouds[label] = ax_xy.scatter([], [], s=7, alpha=0.4, color=color,
                                                animated=True)
-        ax_p.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1),
-                    ncol=4, borderaxespad=0.2)
-        self.title = ax_xy.text(0.98, 0.97, "", transform=ax_xy.transAxes, ha="right",
-                                va="top", fontsize=9, animated=True)     # clear of the legend
+        self.fig.legend(*ax_p.get_legend_handles_labels(), fontsize=8, frameon=False, ncol=ncol,
+                        loc="upper left", bbox_to_anchor=(0.03, 1 - 0.25 / height),
+                        borderaxespad=0.0)
+        self.title = self.fig.text(0.04, 1 - 0.06 / height, "", ha="left", va="top",
+                                   fontsize=9, animated=True)
         self.freeze()
 
     def _project(self, estimates: np.ndarray) -> np.ndarray:
         return estimates.reshape(len(estimates), -1) @ self.unit
 
     def artists(self, stats: Sequence[GradientStats], title: str = ""):
-        """These estimators' estimates (the others are hidden) and the title."""
+        """These estimators' estimates and means (the others are hidden) and the title."""
         shown = {s.method: s for s in stats}
         for label in self.labels:
             if label in shown:
-                counts, _ = np.histogram(self._project(shown[label].estimates), self.edges)
+                projected = self._project(shown[label].estimates)
+                counts, _ = np.histogram(projected, self.edges)
                 self.hists[label].set_data(counts / max(counts.max(), 1))
+                self.means[label].set_data([projected.mean()] * 2, [0.0, 1.06])
                 self.clouds[label].set_offsets(
                     component_xy(shown[label].estimates[:self.max_points], self.comps))
                 yield self.hists[label]
+                yield self.means[label]
                 yield self.clouds[label]
         self.title.set_text(title)
+        yield self.star
         yield self.title
 
 
