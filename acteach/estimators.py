@@ -13,13 +13,17 @@ On a tabular MDP with a softmax table of logits, grad log pi(a|s) w.r.t. logits[
 (`score_weighted_sums`), and `gradient_statistics` can measure thousands of estimates against
 `exact_policy_gradient`. The statistics: `GradientStats` (bias, variance and MSE with standard
 errors, from `summarize`), `pure_noise_max_z` (the largest |z| noise alone gives), `mean_cosine`
-(the direction of one estimate against a reference); `GradientPool` regroups one pool of
+(the direction of one estimate against a reference), and what a step uses, since a step size
+absorbs an estimate's scale: `scale_optimal_mse` (the MSE at the best scale, against the zero
+estimator's |grad J|^2; `scale_optimal_mse_gap` compares two on the same trajectories) and
+`signal_to_noise` (along grad J); `GradientPool` regroups one pool of
 per-trajectory gradients into estimates of any N (the labs). On a real env with a torch policy,
 `trajectory_gradients` gives the same estimator's per-trajectory terms by autograd.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -117,6 +121,16 @@ def _discount_option(ret: np.ndarray, gamma: float, discount_option: int) -> np.
     return ret
 
 
+def discounted_weights(rew: np.ndarray, mask: np.ndarray, gamma: float,
+                       discount_option: int) -> np.ndarray:
+    """The weight of step t in the discounted policy gradient (notebook 05, exercise 5.1): the
+    discounted reward-to-go sum_{t'>=t} gamma^(t'-t) r_t', times gamma^t under option 2 (then
+    it is sum_{t'>=t} gamma^t' r_t', the rewards discounted from the episode's start), as it is
+    under option 1; 0 on padded steps. Each column is one trajectory from t = 0.
+    rew: (T, N) float, mask: (T, N) bool -> (T, N)."""
+    return _discount_option(reward_to_go(rew, mask, gamma), gamma, discount_option)
+
+
 @register("reinforce", "the whole return R(tau) weights every step")
 def reinforce_weights(batch: Batch, ctx: Context) -> np.ndarray:
     """w_t = sum_t' gamma^t' r_t' for every valid t. -> (T, N)."""
@@ -127,8 +141,7 @@ def reinforce_weights(batch: Batch, ctx: Context) -> np.ndarray:
           discount_option=2)
 def reward_to_go_weights(batch: Batch, ctx: Context, discount_option: int) -> np.ndarray:
     """w_t = sum_{t'>=t} gamma^(t'-t) r_t' (times gamma^t under discount option 2). -> (T, N)."""
-    ret = reward_to_go(batch.rew, batch.mask, ctx.gamma)
-    return _discount_option(ret, ctx.gamma, discount_option)
+    return discounted_weights(batch.rew, batch.mask, ctx.gamma, discount_option)
 
 
 @register("q_exact", "the exact Q^pi(s_t, a_t) in place of the reward-to-go",
@@ -427,6 +440,9 @@ class GradientStats:
     env, a large-sample estimate). Each scalar comes with its standard error (`*_se`).
     variance is the total variance, the trace of the covariance of one estimate.
     noise_floor = sqrt(variance / R): the size ||bias|| would have from noise alone.
+    What a step uses (a step size absorbs an estimate's scale, so judge by these, not by the
+    raw MSE, which rewards shrinking): `cosine`, `scale_optimal_mse` (each with its SE), and
+    `zero_mse`, the zero estimator's MSE, the line any estimator must beat.
     """
 
     method: str
@@ -472,6 +488,39 @@ class GradientStats:
         ok = self.judged.ravel()
         z = np.abs(self.bias.ravel())[ok] / self.bias_se.ravel()[ok]
         return float(z.max()) if z.size else 0.0
+
+    @cached_property
+    def _cosine(self) -> tuple[float, float]:
+        return mean_cosine(self.estimates, self.reference)
+
+    @property
+    def cosine(self) -> float:
+        """The expected cosine of one estimate with the reference (`mean_cosine`): how well the
+        direction a step takes follows grad J."""
+        return self._cosine[0]
+
+    @property
+    def cosine_se(self) -> float:
+        return self._cosine[1]
+
+    @cached_property
+    def _scale_optimal(self) -> tuple[float, float]:
+        return scale_optimal_mse(self.estimates, self.reference)
+
+    @property
+    def scale_optimal_mse(self) -> float:
+        """min_{c >= 0} E|c g_hat - reference|^2 (`scale_optimal_mse`): the MSE once a step size
+        has picked the best scale; compare with `zero_mse`."""
+        return self._scale_optimal[0]
+
+    @property
+    def scale_optimal_mse_se(self) -> float:
+        return self._scale_optimal[1]
+
+    @property
+    def zero_mse(self) -> float:
+        """|reference|^2: the MSE of the zero estimator, the line any estimator must beat."""
+        return float(np.sum(np.asarray(self.reference, dtype=float) ** 2))
 
     def row(self) -> dict:
         """The scalars, for a table."""
@@ -580,6 +629,110 @@ def pure_noise_max_z(n_components: int, quantile: float = 0.999) -> float:
     check_unit_interval("quantile", quantile)
     z = np.random.default_rng(99).standard_normal((10_000, n_components))
     return float(np.quantile(np.abs(z).max(axis=1), quantile))
+
+
+def _projection_rows(estimates: np.ndarray, reference: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per estimate x_r = g_hat_r . u (u = reference / |reference|) and y_r = |g_hat_r|^2, (R,)
+    each, and |reference|^2."""
+    estimates = _estimates_against(estimates, reference, "a standard error")
+    check_finite("estimates", estimates)
+    check_finite("reference", reference)
+    flat, ref = estimates.reshape(len(estimates), -1), np.ravel(reference).astype(float)
+    norm2 = float(ref @ ref)
+    u = ref / np.sqrt(norm2) if norm2 > 0 else ref
+    return flat @ u, (flat ** 2).sum(axis=1), norm2
+
+
+def _delta_se(cov: np.ndarray, gradient: np.ndarray, R: int) -> float:
+    """The delta method: the SE of f(means) from the covariance of the per-estimate values
+    whose means f takes, and the gradient of f at the means."""
+    return float(np.sqrt(max(gradient @ cov @ gradient, 0.0) / R))
+
+
+def _scale_optimal(x: np.ndarray, y: np.ndarray, norm2: float) -> tuple[float, np.ndarray]:
+    """|g|^2 (1 - a^2 / b) with a = max(mean x, 0), b = mean y, and its gradient in (a, b)."""
+    a, b = float(x.mean()), float(y.mean())
+    if b == 0.0 or a <= 0.0:
+        return norm2, np.zeros(2)
+    return norm2 * (1.0 - a * a / b), norm2 * np.array([-2.0 * a / b, a * a / b ** 2])
+
+
+def scale_optimal_mse(estimates: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """min_{c >= 0} E|c g_hat - g|^2 with g = reference, and its standard error: the MSE left
+    once the step size has chosen the best scale for this estimator. A step size (and Adam
+    even more) absorbs the scale of an estimate, so an estimator is no better for shrinking
+    toward 0; the zero estimator scores |g|^2 (`GradientStats.zero_mse`), and so does any
+    estimator that points downhill on average (c = 0 is then the best scale).
+
+    With a = E[g_hat . u] (u = g / |g|, the mean projection on the reference direction) and
+    b = E|g_hat|^2: c* = |g| a / b and the value is |g|^2 (1 - a^2 / b), a = max(a, 0). It is
+    |g|^2 / (1 + SNR) with the SNR of `signal_to_noise`. Plug-in: a and b are the means over
+    the R estimates (R >= 2), so the value is the in-sample minimum, optimistic by O(1/R).
+    The SE is by the delta method on (a, b), from the sample covariance of the per-estimate
+    (g_hat_r . u, |g_hat_r|^2). Zero estimates (b = 0): the value is |g|^2 with SE 0."""
+    x, y, norm2 = _projection_rows(estimates, reference)
+    value, gradient = _scale_optimal(x, y, norm2)
+    return float(value), _delta_se(np.cov(np.stack([x, y])), gradient, len(x))
+
+
+def scale_optimal_mse_gap(estimates: np.ndarray, others: np.ndarray, reference: np.ndarray
+                          ) -> tuple[float, float]:
+    """scale_optimal_mse(estimates) - scale_optimal_mse(others), and its SE, for two estimators
+    measured on the same trajectories (row r of both from the same draw, e.g. two weights of
+    one `GradientPool`): the delta method on the joint covariance of the four per-estimate
+    values counts the pairing, which two separate SEs cannot. Negative: `estimates` is better."""
+    if np.shape(others) != np.shape(estimates):
+        raise ValueError(f"others: expected the shape of estimates {np.shape(estimates)} (paired "
+                         f"row by row), got {np.shape(others)}")
+    x1, y1, norm2 = _projection_rows(estimates, reference)
+    x2, y2, _ = _projection_rows(others, reference)
+    (v1, g1), (v2, g2) = _scale_optimal(x1, y1, norm2), _scale_optimal(x2, y2, norm2)
+    gradient = np.concatenate([g1, -g2])
+    return float(v1 - v2), _delta_se(np.cov(np.stack([x1, y1, x2, y2])), gradient, len(x1))
+
+
+def signal_to_noise(estimates: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """The signal-to-noise ratio of an estimator along the reference direction, and its SE.
+
+    A step theta + alpha g_hat raises J, to first order, by alpha g_hat . grad J: only the
+    projection of g_hat on u = grad J / |grad J| climbs; everything else in g_hat (its variance,
+    and any mean component orthogonal to grad J) only costs, at second order, as
+    alpha^2 |g_hat|^2. So, with a = max(E[g_hat . u], 0) and b = E|g_hat|^2:
+
+        SNR = a^2 / (b - a^2)    (signal: the mean projection squared; noise: the rest of E|g_hat|^2)
+
+    It is scale-free (c g_hat has the same SNR) and 0 for the zero estimator and for one that
+    points downhill on average; `scale_optimal_mse` = |grad J|^2 / (1 + SNR). Plug-in from the
+    R estimates (R >= 2), SE by the delta method (as `scale_optimal_mse`). An estimator with
+    no noise at all (b = a^2 > 0) has SNR = inf."""
+    x, y, _ = _projection_rows(estimates, reference)
+    cov, a, b = np.cov(np.stack([x, y])), float(x.mean()), float(y.mean())
+    if b == 0.0 or a <= 0.0:
+        return 0.0, 0.0
+    rest = b - a * a
+    if rest <= 0.0:
+        return float("inf"), 0.0
+    gradient = np.array([2.0 * a * b, -a * a]) / rest ** 2
+    return float(a * a / rest), _delta_se(cov, gradient, len(x))
+
+
+def paired_ratio(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
+    """mean(numerator) / mean(denominator) of paired samples (row i of both comes from the same
+    draw, e.g. two fits of one data set), and its SE by the delta method, which counts the
+    pairing: Var ~ (Var a / B^2 + A^2 Var b / B^4 - 2 A Cov(a, b) / B^3) / n. Both (n,), n >= 2."""
+    a, b = (np.asarray(x, dtype=float) for x in (numerator, denominator))
+    if a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"numerator: expected (n,) paired samples, n >= 2, got shape {a.shape}")
+    if b.shape != a.shape:
+        raise ValueError(f"denominator: expected the shape of numerator {a.shape}, got {b.shape}")
+    check_finite("numerator", a)
+    check_finite("denominator", b)
+    A, B = a.mean(), b.mean()
+    if B == 0:
+        raise ValueError("denominator: its mean is 0, the ratio is undefined")
+    gradient = np.array([1.0 / B, -A / B ** 2])
+    return float(A / B), _delta_se(np.cov(np.stack([a, b])), gradient, len(a))
 
 
 def mean_cosine(estimates: np.ndarray, reference: np.ndarray) -> tuple[float, float]:

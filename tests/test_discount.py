@@ -292,3 +292,15 @@ def test_gradient_statistics_measures_option_1_against_its_own_expectation():
     versus_j_gamma = gradient_statistics(mdp, logits, "reward_to_go", 5, 3000,
                                          np.random.default_rng(3), discount_option=1)
     assert versus_j_gamma.max_bias_z > 4.0
+
+
+def test_discounted_weights_are_the_discounted_rewards_from_t_on():
+    # Option 2's weight is sum_{t' >= t} gamma^t' r_t' (discounted from the episode's start);
+    # option 1's is that over gamma^t; padded steps are 0 and their rewards never enter a sum.
+    from acteach.estimators import discounted_weights
+    rew = np.array([[1.0, 2.0], [2.0, 99.0], [4.0, 99.0]])
+    mask = np.array([[1, 1], [1, 0], [1, 0]], dtype=bool)
+    np.testing.assert_allclose(discounted_weights(rew, mask, 0.5, 2), [[3, 2], [2, 0], [1, 0]])
+    np.testing.assert_allclose(discounted_weights(rew, mask, 0.5, 1), [[3, 2], [4, 0], [4, 0]])
+    with pytest.raises(ValueError, match="^discount_option:"):
+        discounted_weights(rew, mask, 0.5, 3)

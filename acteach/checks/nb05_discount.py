@@ -1,5 +1,6 @@
-"""Checker of notebook 05 (discount): exercise 5.1 `discounted_td_advantage`, terminated and
-truncated kept apart, and its registry entry with planted mistakes."""
+"""Checker of notebook 05 (discount): exercise 5.1 `discounted_weights`, the weight of each step
+in the discounted policy gradient under discount option 1 and 2, and its registry entry with
+planted mistakes."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -7,165 +8,170 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from acteach.advantages import td_advantage
 from acteach.checks._core import (Case, Checker, Mistake, against, as_array, recognise, run_cases,
                                   named, show, stub)
-from acteach.discount import discounted_td_advantage
+from acteach.estimators import discounted_weights
+
+HAND_HINT = ("gamma = 0.5, one trajectory per column, padding (mask False) holds 99. Column 0 "
+             "has rewards 1, 2, 4: its discounted rewards-to-go are 3, 4, 4; option 2 weighs "
+             "them by gamma^t = 1, 0.5, 0.25. Column 1 ends after 2 steps (rewards 2, 0), "
+             "column 2 after 1 (reward 5). Expected, option 2: [[3, 2, 5], [2, 0, 0], "
+             "[1, 0, 0]]; option 1: [[3, 2, 5], [4, 0, 0], [4, 0, 0]]")
 
 
-def _td_cases(rng: np.random.Generator) -> list[tuple[dict, str]]:
-    """(arguments of discounted_td_advantage, hint) cases: hand-worked first, then random ones:
-    padded trajectories with garbage in the padding, and vector-env columns in which several
-    episodes follow one another (flags mid-column, mask True throughout)."""
-    hand = dict(
-        rew=np.array([[1.0, 1.0, 2.0], [2.0, 1.0, 0.0], [3.0, 99.0, 4.0]]),
-        value=np.array([[4.0, 5.0, 1.0], [6.0, 7.0, 2.0], [8.0, 77.0, 3.0]]),
-        next_value=np.array([[10.0, 20.0, 6.0], [30.0, 40.0, 8.0], [50.0, 88.0, 9.0]]),
-        terminated=np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool),
-        truncated=np.array([[0, 0, 0], [0, 0, 0], [1, 0, 1]], dtype=bool),
-        mask=np.array([[1, 1, 1], [1, 1, 1], [1, 0, 1]], dtype=bool),
-        gamma=0.5)
-    cases = [(hand, "gamma = 0.5. Column 0 is cut by the time limit at t = 2: it still "
-                    "bootstraps, 3 + 0.5 * 50 - 8 = 20. Column 1 terminates at t = 1: "
-                    "1 + 0 - 7 = -6, and its t = 2 is padding (rew 99, value 77 are garbage): 0. "
-                    "Column 2 is both terminated and truncated at t = 2: terminated wins, "
-                    "4 - 3 = 1. Expected [[2, 6, 4], [11, -6, 2], [20, 0, 1]]")]
-    for T, N, gamma, columns_of_episodes in ((6, 5, 0.9, False), (8, 4, 0.99, True),
-                                             (5, 6, 1.0, False), (7, 3, 0.0, True)):
-        if columns_of_episodes:
-            mask = np.ones((T, N), dtype=bool)
-            ends = rng.random((T, N)) < 0.3
-        else:
-            lengths = rng.integers(1, T + 1, size=N)
-            mask = np.arange(T)[:, None] < lengths[None, :]
-            ends = np.arange(T)[:, None] == lengths[None, :] - 1
-        kind = rng.integers(0, 3, size=(T, N))        # 0 terminated, 1 truncated, 2 both
-        terminated = ends & (kind != 1)
-        truncated = ends & (kind != 0)
-        cases.append((dict(rew=rng.normal(size=(T, N)).round(2),
-                           value=rng.normal(size=(T, N)).round(2) * 5,
-                           next_value=rng.normal(size=(T, N)).round(2) * 5,
-                           terminated=terminated, truncated=truncated, mask=mask, gamma=gamma),
-                      "random case" + (": several episodes follow one another in a column"
-                                       if columns_of_episodes else
-                                       ": padded steps hold garbage rewards and values")))
+def _weight_cases(rng: np.random.Generator) -> list[tuple[dict, str]]:
+    """(arguments of discounted_weights, hint) cases: the hand-worked case under both options,
+    then random padded batches (garbage in the padding) for several gammas."""
+    hand = dict(rew=np.array([[1.0, 2.0, 5.0], [2.0, 0.0, 99.0], [4.0, 99.0, 99.0]]),
+                mask=np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool), gamma=0.5)
+    cases = [({**hand, "discount_option": option}, HAND_HINT) for option in (2, 1)]
+    for T, N, gamma, option in ((6, 4, 0.9, 2), (7, 3, 0.8, 1), (5, 5, 1.0, 2), (6, 3, 0.0, 2),
+                                (8, 4, 0.99, 1)):
+        lengths = rng.integers(1, T + 1, size=N)
+        mask = np.arange(T)[:, None] < lengths[None, :]
+        rew = np.where(mask, rng.normal(size=(T, N)).round(2), 99.0)
+        cases.append((dict(rew=rew, mask=mask, gamma=gamma, discount_option=option),
+                      f"random case (gamma = {gamma}, option {option}): padded steps hold 99"))
     return cases
 
 
-def _td_hint(case: Case, got: Any) -> str:
+def _rtg(rew, mask, gamma):
+    """The discounted reward-to-go from scratch, padding dropped."""
+    rew = np.where(mask, rew, 0.0)
+    out, running = np.zeros_like(rew), np.zeros(rew.shape[1])
+    for t in reversed(range(len(rew))):
+        running = rew[t] + gamma * running
+        out[t] = running
+    return np.where(mask, out, 0.0)
+
+
+def _powers(T: int, gamma: float, shift: int = 0) -> np.ndarray:
+    return (float(gamma) ** (np.arange(T) + shift))[:, None]
+
+
+def _weight_hint(case: Case, got: Any) -> str:
     """Name the mistake the got value matches, if it matches a known one; else the case's."""
     c = case.kwargs
     got = as_array(got)
     if not isinstance(got, np.ndarray) or got.shape != c["rew"].shape:
         return case.hint
-    rew, v, nv, g = c["rew"], c["value"], c["next_value"], c["gamma"]
-    term, trunc, mask = c["terminated"], c["truncated"], c["mask"]
-    none = np.zeros_like(term)
+    rew, mask, g, option = c["rew"], c["mask"], c["gamma"], c["discount_option"]
+    T = len(rew)
+    rtg, plain = _rtg(rew, mask, g), _rtg(rew, mask, 1.0)
+    with_t = rtg * _powers(T, g)
+    past = np.where(mask, np.cumsum(np.where(mask, rew, 0.0) * _powers(T, g), axis=0), 0.0)
+    whole = np.where(mask, (np.where(mask, rew, 0.0) * _powers(T, g)).sum(axis=0), 0.0)
+    raw = np.zeros_like(rew, dtype=float)
+    running = np.zeros(rew.shape[1])
+    for t in reversed(range(T)):
+        running = rew[t] + g * running
+        raw[t] = running
+    outer = _powers(T, g) if option == 2 else 1.0
     known = [
-        (td_advantage(rew, v, nv, term | trunc, mask, g), "done = terminated | truncated cuts "
-         "the bootstrap at the time limit too: a truncated step still has a next state with a "
-         "value; only terminated stops the bootstrap"),
-        (td_advantage(rew, v, nv, trunc, mask, g), "the flags are swapped: truncation is treated "
-         "as termination, and termination is bootstrapped through"),
-        (td_advantage(rew, v, nv, none, mask, g), "termination is ignored: after a terminal "
-         "state nothing follows, so V(s_{t+1}) must not be added there"),
-        (td_advantage(rew, v, nv, term & ~trunc, mask, g), "a step both terminated and truncated "
-         "counts as terminated (gymnasium's rule): no bootstrap there"),
-        (td_advantage(rew, v, nv, term, mask, 1.0), f"gamma = {g} is missing: "
-         "r_t + gamma * V(s_{t+1}) - V(s_t)"),
-        (np.where(mask, rew + np.where(term, 0.0, nv) - g * v, 0.0), "gamma multiplies "
-         "V(s_{t+1}), not V(s_t)"),
-        (np.where(mask, g * (rew + np.where(term, 0.0, nv)) - v, 0.0), "gamma multiplies "
-         "V(s_{t+1}) only, not the reward r_t"),
-        (rew + g * np.where(term, 0.0, nv) - v, "padded steps (mask False) must be 0: their "
-         "rewards and values are garbage"),
+        (rtg, "under option 2 the weight of step t carries gamma^t, counted from the episode's "
+              "start (t = 0): the discounted reward-to-go times gamma^t"),
+        (with_t, "option 1 leaves gamma^t out: its weight is the discounted reward-to-go alone"),
+        (rtg * _powers(T, g, 1), "the first step is t = 0, whose factor is gamma^0 = 1: the "
+                                 "library counts time from 0 (the lecture's gamma^(t-1) counts "
+                                 "from 1)"),
+        (with_t * _powers(T, g), "gamma^t twice: sum_{t'>=t} gamma^t' r_t' already holds "
+                                 "gamma^t, and it was multiplied by gamma^t again"),
+        (plain * outer, "the reward-to-go must be discounted inside the sum: "
+                        "sum_{t'>=t} gamma^(t'-t) r_t'"),
+        (whole * outer, "only the rewards from step t on count (the reward-to-go), not the "
+                        "whole return"),
+        (whole, "only the rewards from step t on count (the reward-to-go), not the whole "
+                "return"),
+        (past, "the reward-to-go sums the rewards from t on, not those up to t"),
+        (np.where(mask, raw, 0.0) * outer, "padded steps (mask False) hold garbage rewards: "
+                                           "drop them before summing, not only in the output"),
+        (raw * outer, "padded steps (mask False) must be 0, and their garbage rewards must not "
+                      "enter any sum"),
     ]
-    return recognise(got, discounted_td_advantage(**c), known, case.hint)
+    return recognise(got, discounted_weights(**c), known, case.hint)
 
 
-def check_discounted_td_advantage(fn: Callable) -> None:
-    """Exercise 5.1: fn(rew, value, next_value, terminated, truncated, mask, gamma) must equal
-    `acteach.advantages.td_advantage(rew, value, next_value, terminated, mask, gamma)`:
-    r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t) on valid steps, 0 elsewhere (truncated
-    steps bootstrap; a step both terminated and truncated counts as terminated)."""
-    cases = [Case("discounted_td_advantage(" + ", ".join(f"{k}={show(v)}" for k, v in c.items())
-                  + ")", kwargs=c, hint=hint)
-             for c, hint in _td_cases(np.random.default_rng(5))]
-    run_cases("discounted_td_advantage", fn, cases, against(discounted_td_advantage, _td_hint))
+def check_discounted_weights(fn: Callable) -> None:
+    """Exercise 5.1: fn(rew, mask, gamma, discount_option) must equal
+    `acteach.estimators.discounted_weights`: the discounted reward-to-go
+    sum_{t'>=t} gamma^(t'-t) r_t', times gamma^t under option 2, 0 on padded steps."""
+    cases = [Case("discounted_weights(" + ", ".join(f"{k}={show(v)}" for k, v in c.items()) + ")",
+                  kwargs=c, hint=hint)
+             for c, hint in _weight_cases(np.random.default_rng(5))]
+    run_cases("discounted_weights", fn, cases, against(discounted_weights, _weight_hint))
 
 
 # ---------------------------------------------------------------------------------------------
-# Another correct solution, and planted mistakes
+# Other correct solutions, and planted mistakes
 # ---------------------------------------------------------------------------------------------
 
-def td_from_scratch(rew, value, next_value, terminated, truncated, mask, gamma):
-    """A correct solution without the library."""
-    future = np.where(np.asarray(terminated, dtype=bool), 0.0, next_value)
-    return np.where(mask, rew + gamma * future - value, 0.0)
+def weights_from_scratch(rew, mask, gamma, discount_option):
+    """A correct solution with a loop over time and no library."""
+    w = _rtg(np.asarray(rew, dtype=float), mask, gamma)
+    return w * _powers(len(w), gamma) if discount_option == 2 else w
 
 
-def td_float32(rew, value, next_value, terminated, truncated, mask, gamma):
-    """A correct solution in float32."""
-    rew, value, next_value = (np.asarray(x, dtype=np.float32) for x in (rew, value, next_value))
-    return np.where(mask, rew + np.float32(gamma) * np.where(terminated, 0, next_value) - value,
-                    np.float32(0))
+def weights_as_discounted_sums(rew, mask, gamma, discount_option):
+    """A correct solution: option 2 as sum_{t'>=t} gamma^t' r_t', a reversed cumulative sum."""
+    T = len(rew)
+    discounted = np.where(mask, rew, 0.0) * _powers(T, gamma)
+    from_start = np.where(mask, np.cumsum(discounted[::-1], axis=0)[::-1], 0.0)
+    if discount_option == 2:
+        return from_start
+    return np.where(mask, from_start / np.where(_powers(T, gamma) > 0, _powers(T, gamma), 1.0),
+                    0.0) if gamma > 0 else np.where(mask, rew, 0.0)
 
 
-def td_torch(rew, value, next_value, terminated, truncated, mask, gamma):
-    """A correct solution in torch, returning a tensor."""
-    rew, value, next_value, terminated, mask = map(
-        torch.as_tensor, (rew, value, next_value, terminated, mask))
-    return torch.where(mask, rew + gamma * (~terminated) * next_value - value, 0.0)
+def weights_torch(rew, mask, gamma, discount_option):
+    """A correct solution in torch, returning a float32 tensor."""
+    rew, mask = torch.as_tensor(rew, dtype=torch.float32), torch.as_tensor(mask)
+    rew = torch.where(mask, rew, torch.zeros_like(rew))
+    out, running = torch.zeros_like(rew), torch.zeros(rew.shape[1])
+    for t in reversed(range(rew.shape[0])):
+        running = rew[t] + gamma * running
+        out[t] = running * (gamma ** t if discount_option == 2 else 1.0)
+    return torch.where(mask, out, torch.zeros_like(out))
 
 
-def td_zeroes_next_value_in_place(rew, value, next_value, terminated, truncated, mask, gamma):
-    """Right values, but the caller's next_value is zeroed where terminated."""
-    next_value[terminated] = 0.0
-    return np.where(mask, rew + gamma * next_value - value, 0.0)
-
-
-def _td(rew, value, next_value, cut, mask, gamma):
-    return np.where(mask, rew + gamma * np.where(cut, 0.0, next_value) - value, 0.0)
+def weights_zero_padding_in_place(rew, mask, gamma, discount_option):
+    """Right values, but the caller's rew is zeroed in the padding."""
+    rew[~mask] = 0.0
+    return weights_from_scratch(rew, mask, gamma, discount_option)
 
 
 def _planted(name: str, body: Callable, hint: str) -> Mistake:
-    """body(r, v, nv, te, tr, m, g) as a wrong discounted_td_advantage with the exercise's
-    signature (the checker calls it by keyword, as the notebook's def line names the arguments),
+    """body(rew, mask, gamma, option) as a wrong discounted_weights with the exercise's signature,
     named `name`, whose checker's message must contain hint."""
-    def discounted_td_advantage(rew, value, next_value, terminated, truncated, mask, gamma):
-        return body(rew, value, next_value, terminated, truncated, mask, gamma)
-    return Mistake(named(name, discounted_td_advantage), hint)
+    def discounted_weights(rew, mask, gamma, discount_option):
+        return body(rew, mask, gamma, discount_option)
+    return Mistake(named(name, discounted_weights), hint)
 
 
-DISCOUNTED_TD_ADVANTAGE = Checker(
-    check_discounted_td_advantage, discounted_td_advantage,
-    stub("discounted_td_advantage", "5.1"),
+def _scaled(rtg: Callable, shift: int = 0, both: bool = False) -> Callable:
+    """rtg(rew, mask, gamma) times gamma^(t + shift) under option 2 (under both if `both`)."""
+    def body(rew, mask, gamma, option):
+        w = rtg(rew, mask, gamma)
+        return w * _powers(len(w), gamma, shift) if (option == 2 or both) else w
+    return body
+
+
+DISCOUNTED_WEIGHTS = Checker(
+    check_discounted_weights, discounted_weights, stub("discounted_weights", "5.1"),
     mistakes=tuple(_planted(name, body, hint) for name, body, hint in [
-        ("td_done_is_terminated_or_truncated",
-         lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te | tr, m, g), "terminated | truncated"),
-        ("td_truncation_as_termination",
-         lambda r, v, nv, te, tr, m, g: _td(r, v, nv, tr, m, g), "swapped"),
-        ("td_termination_ignored",
-         lambda r, v, nv, te, tr, m, g: _td(r, v, nv, np.zeros_like(te), m, g),
-         "termination is ignored"),
-        ("td_both_flags_count_as_truncated",
-         lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te & ~tr, m, g), "both terminated and"),
-        ("td_forgot_gamma",
-         lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te, m, 1.0), "is missing"),
-        ("td_gamma_on_value",
-         lambda r, v, nv, te, tr, m, g: np.where(m, r + np.where(te, 0.0, nv) - g * v, 0.0),
-         "not V(s_t)"),
-        ("td_gamma_on_the_reward_too",
-         lambda r, v, nv, te, tr, m, g: np.where(m, g * (r + np.where(te, 0.0, nv)) - v, 0.0),
-         "not the reward"),
-        ("td_padding_not_masked",
-         lambda r, v, nv, te, tr, m, g: r + g * np.where(te, 0.0, nv) - v, "padded steps"),
-        ("td_wrong_sign",
-         lambda r, v, nv, te, tr, m, g: -_td(r, v, nv, te, m, g),
-         "Expected [[2, 6, 4], [11, -6, 2], [20, 0, 1]]"),
-        ("td_returns_a_list",
-         lambda r, v, nv, te, tr, m, g: _td(r, v, nv, te, m, g).tolist(),
+        ("weights_option_2_without_gamma_t", lambda r, m, g, o: _rtg(r, m, g), "carries gamma^t"),
+        ("weights_gamma_t_under_both_options", _scaled(_rtg, both=True), "leaves gamma^t out"),
+        ("weights_time_from_one", _scaled(_rtg, shift=1), "counts time from 0"),
+        ("weights_undiscounted_reward_to_go", _scaled(lambda r, m, g: _rtg(r, m, 1.0)),
+         "discounted inside the sum"),
+        ("weights_whole_return",
+         _scaled(lambda r, m, g: np.where(m, _rtg(r, m, g)[:1], 0.0)), "not the whole return"),
+        ("weights_padding_summed",
+         _scaled(lambda r, m, g: np.where(m, _rtg(r, np.ones_like(m), g), 0.0)),
+         "drop them before summing"),
+        ("weights_wrong_sign", lambda r, m, g, o: -discounted_weights(r, m, g, o),
+         "Expected, option 2"),
+        ("weights_returns_a_list", lambda r, m, g, o: discounted_weights(r, m, g, o).tolist(),
          "expected an array, got list"),
-    ]) + (Mistake(td_zeroes_next_value_in_place,
-                  "your function changed its argument `next_value` in place"),),
-    rewrites=(td_from_scratch, td_float32, td_torch))
+    ]) + (Mistake(weights_zero_padding_in_place,
+                  "your function changed its argument `rew` in place"),),
+    rewrites=(weights_from_scratch, weights_as_discounted_sums, weights_torch))

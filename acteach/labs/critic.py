@@ -3,8 +3,8 @@ a wrong critic costs the policy gradient (CriticBiasLab).
 
 CriticLab fits V to one data set per seed by plain minibatch SGD (`critic.fit_value_table`) and
 shows the table and its error to V^pi after any number of updates. CriticBiasLab weights the
-estimator with the TD advantage of V_alpha = (1 - alpha) V^pi + alpha V_poor and compares its
-bias, variance and MSE with reward-to-go's.
+estimator with the TD advantage of V_alpha = (1 - alpha) V^pi + alpha V_poor and judges it, as
+a step uses it, by its scale-optimal MSE (against reward-to-go's and the zero estimator's).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from acteach._validate import check_integer, check_positive_int, check_seed
 from acteach.critic import (TARGETS, FitConfig, Transitions, batch_fixed_point, check_table_mdp,
                             fit_value_table, residual_fixed_point, transitions, value_error,
                             visit_distribution)
-from acteach.estimators import GradientPool, GradientStats
+from acteach.estimators import GradientPool, GradientStats, scale_optimal_mse_gap
 from acteach.labs._base import (BlittedFigure, LRUCache, axis_range, check_alpha, check_offered,
                                 check_pool, component_xy, gradient_logits, lab_box, positive_grid,
                                 real_grid, seed_slider, slider, slider_pair, top_components)
@@ -272,8 +272,10 @@ class CriticBiasLab:
     (1 - alpha) g(V^pi) + alpha g(V_poor): per seed the lab computes the per-trajectory
     gradients of both ends (and of reward-to-go) once (`estimators.GradientPool`), and every
     (alpha, N) is a blend and a regrouping of cached numbers. Its bias grows like alpha, its
-    variance changes with alpha too, and the MSE = |bias|^2 + variance is compared with
-    reward-to-go's (unbiased, noisier).
+    variance changes with alpha too. The raw MSE = |bias|^2 + variance would reward a critic
+    that merely shrinks the estimates (the zero estimator scores |grad J|^2); a step size
+    absorbs the scale, so the lab judges by the scale-optimal MSE min_c E|c g_hat - grad J|^2
+    (`estimators.scale_optimal_mse`), against reward-to-go's and the zero estimator's.
 
     mdp, logits: a tabular MDP (no horizon) and the policy; v_poor: (S,) the wrong table;
     n_trajectories_values: trajectories per estimate offered; pool: trajectories per seed.
@@ -332,33 +334,43 @@ class CriticBiasLab:
                                      name=f"advantage_td, alpha = {alpha:g}"))
 
     def curves(self, n_trajectories: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """Over the alpha grid: 'alpha', 'bias2' (|bias|^2), 'variance', 'mse' of the TD
-        advantage; and 'rtg_mse', reward-to-go's MSE (one number, it has no alpha). Cached."""
+        """Over the alpha grid: 'alpha', 'bias2' (|bias|^2), 'variance', 'mse' (raw) and
+        'scale_optimal_mse' of the TD advantage; and, one number each, 'rtg_scale_optimal_mse'
+        (reward-to-go's, it has no alpha) and 'zero_mse' (|grad J|^2). Cached."""
         def measure() -> dict[str, np.ndarray]:
             rows = [self.update(a, n_trajectories, seed).advantage_td for a in self.ALPHAS]
+            rtg = self.update(0.0, n_trajectories, seed).reward_to_go
             return {"alpha": np.array(self.ALPHAS),
                     "bias2": np.array([s.bias_norm ** 2 for s in rows]),
                     "variance": np.array([s.variance for s in rows]),
                     "mse": np.array([s.mse for s in rows]),
-                    "rtg_mse": np.array(self.update(0.0, n_trajectories, seed).reward_to_go.mse)}
+                    "scale_optimal_mse": np.array([s.scale_optimal_mse for s in rows]),
+                    "rtg_scale_optimal_mse": np.array(rtg.scale_optimal_mse),
+                    "zero_mse": np.array(rtg.zero_mse)}
         return self._curves.get((n_trajectories, seed), measure)
 
     def _readout(self, stats: BlendStats) -> str:
         rtg, td = stats.reward_to_go, stats.advantage_td
-        head = f"{'weight':<30}{'|bias|':>9}{'noise':>9}{'variance':>20}{'MSE':>20}"
+        head = (f"{'weight':<30}{'|bias|':>8}{'variance':>18}{'cos with grad J':>18}"
+                f"{'scale-opt. MSE':>18}")
         lines = [f"N = {stats.n_trajectories} trajectories per estimate, {td.n_repeats} "
                  f"estimates; V_alpha = (1 - {stats.alpha:g}) V^pi + {stats.alpha:g} V_poor", "",
                  head, "-" * len(head)]
         for label, s in (("reward-to-go", rtg), (f"TD advantage, alpha = {stats.alpha:g}", td)):
-            lines.append(f"{label:<30}{s.bias_norm:>9.3g}{s.noise_floor:>9.3g}"
-                         f"{plus_minus(s.variance, s.variance_se):>20}"
-                         f"{plus_minus(s.mse, s.mse_se):>20}")
-        winner = "the TD advantage" if td.mse < rtg.mse else "reward-to-go"
+            lines.append(f"{label:<30}{s.bias_norm:>8.3g}"
+                         f"{plus_minus(s.variance, s.variance_se):>18}"
+                         f"{plus_minus(s.cosine, s.cosine_se):>18}"
+                         f"{plus_minus(s.scale_optimal_mse, s.scale_optimal_mse_se):>18}")
+        lines.append(f"{'zero estimator (no step)':<30}{'':>8}{0:>18}{0:>18}{td.zero_mse:>18.4g}")
+        gap, gap_se = scale_optimal_mse_gap(td.estimates, rtg.estimates, self.exact)
+        winner = ("neither, within 2 paired SE" if abs(gap) < 2 * gap_se else
+                  "the TD advantage" if gap < 0 else "reward-to-go")
         lines += ["", f"|bias| / noise floor of the TD advantage: "
                       f"{td.bias_norm / max(td.noise_floor, 1e-300):.1f}   (about 1 or less: no "
                       f"bias visible)",
-                  f"variance: TD advantage / reward-to-go = {td.variance / rtg.variance:.3f};  "
-                  f"lower MSE here: {winner}"]
+                  f"lower scale-optimal MSE (the MSE once the step size picks the best scale): "
+                  f"{winner} (TD - reward-to-go = {plus_minus(gap, gap_se)}, paired: the same "
+                  f"trajectories)"]
         return "\n".join(lines)
 
     def readout(self, alpha: float, n_trajectories: int, seed: int = 0) -> str:
@@ -381,14 +393,15 @@ class CriticBiasLab:
 
 
 class BlendPlot(BlittedFigure):
-    """The CriticBiasLab figure. Left: |bias|^2, variance and MSE of the TD advantage against
-    alpha (log y), reward-to-go's MSE a horizontal line, the current alpha a vertical one.
+    """The CriticBiasLab figure. Left: |bias|^2, variance and scale-optimal MSE of the TD
+    advantage against alpha (log y); reward-to-go's scale-optimal MSE and the zero estimator's
+    MSE |grad J|^2 horizontal lines, the current alpha a vertical one.
     Right: the estimates on the true gradient's two largest components, reward-to-go grey, the
     TD advantage coloured, the truth a star, the TD estimates' mean a cross. Axes fixed from
     the second smallest N (or the only one)."""
 
     def __init__(self, lab: CriticBiasLab, max_points: int = 300) -> None:
-        super().__init__((9.5, 3.4), left=0.08, right=0.99, bottom=0.16, top=0.88, wspace=0.22)
+        super().__init__((9.5, 3.8), left=0.08, right=0.99, bottom=0.14, top=0.8, wspace=0.22)
         self.max_points = max_points
         ns = lab.n_trajectories_values
         scale_n = ns[min(1, len(ns) - 1)]
@@ -397,20 +410,25 @@ class BlendPlot(BlittedFigure):
         values = []
         for n in ns:
             c = lab.curves(n)
-            values += [c["variance"], c["mse"], c["bias2"][1:], [c["rtg_mse"]]]
+            values += [c["variance"], c["scale_optimal_mse"], c["bias2"][1:],
+                       [c["rtg_scale_optimal_mse"], c["zero_mse"]]]
         values = np.concatenate([np.ravel(v) for v in values])
         values = values[values > 0]
         ax_c.set(yscale="log", xlim=(-0.03, 1.03), ylim=(values.min() / 2, values.max() * 2),
                  xlabel="alpha  (0: V^pi, 1: V_poor)", ylabel="per estimate")
         self.lines = {}
         for key, style, label in (("bias2", "r-", "|bias|^2"), ("variance", "b-", "variance"),
-                                  ("mse", "k-", "MSE")):
+                                  ("scale_optimal_mse", "k-", "scale-optimal MSE")):
             (self.lines[key],) = ax_c.plot([], [], style, lw=1.5, label=label, animated=True)
         self.rtg = ax_c.axhline(values.min(), color="0.5", ls="--", lw=1.2,
-                                label="MSE of reward-to-go", animated=True)
+                                label="reward-to-go, scale-optimal MSE", animated=True)
+        ax_c.axhline(float(lab.curves(ns[0])["zero_mse"]), color="k", ls=":", lw=1.2,
+                     label="zero estimator: |grad J|^2")
         self.now = ax_c.axvline(0.0, color="tab:red", ls=":", lw=1, animated=True)
-        ax_c.legend(fontsize=8, frameon=False, loc="lower right")
-        self.c_title = ax_c.set_title("", fontsize=9, animated=True)
+        ax_c.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1),
+                    ncol=2, borderaxespad=0.2)
+        self.c_title = ax_c.text(0.98, 0.03, "", transform=ax_c.transAxes, fontsize=8,
+                                 ha="right", va="bottom", animated=True)
         both = lab.update(1.0, scale_n)
         clouds = np.concatenate([self._xy(both.reward_to_go.estimates),
                                  self._xy(both.advantage_td.estimates),
@@ -440,11 +458,11 @@ class BlendPlot(BlittedFigure):
         for key, line in self.lines.items():
             line.set_data(curves["alpha"], np.maximum(curves[key], 1e-300))
             yield line
-        self.rtg.set_ydata([float(curves["rtg_mse"])] * 2)
+        self.rtg.set_ydata([float(curves["rtg_scale_optimal_mse"])] * 2)
         self.now.set_xdata([stats.alpha] * 2)
-        self.c_title.set_text(f"N = {stats.n_trajectories}: MSE {stats.advantage_td.mse:.3g} "
-                              f"(TD, alpha = {stats.alpha:g}) vs {stats.reward_to_go.mse:.3g} "
-                              "(reward-to-go)")
+        self.c_title.set_text(f"N = {stats.n_trajectories}, scale-optimal MSE: TD "
+                              f"{stats.advantage_td.scale_optimal_mse:.3g}, reward-to-go "
+                              f"{stats.reward_to_go.scale_optimal_mse:.3g}")
         yield from (self.rtg, self.now, self.c_title)
         self.cloud_rtg.set_offsets(self._xy(stats.reward_to_go.estimates[:self.max_points]))
         self.cloud_td.set_offsets(self._xy(stats.advantage_td.estimates[:self.max_points]))

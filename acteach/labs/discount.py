@@ -5,7 +5,9 @@ On an episodic or finite-horizon MDP the undiscounted return J_1 is finite and i
 practitioner wants to climb. Discounting the reward-to-go with gamma < 1 biases the estimator
 away from grad J_1 and lowers its variance; the lab shows both over a grid of gammas, exactly
 (the expectations, `discount.expected_gradient`) and measured (the variance, the cosine of one
-estimate with grad J_1).
+estimate with grad J_1). It judges a gamma by what a step uses: the cosine and the scale-optimal
+MSE (`estimators.scale_optimal_mse`), never the raw MSE, which the zero estimator already
+scores |grad J_1|^2 on and which a gamma that merely shrinks the estimates would win.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from acteach._validate import check_seed
 from acteach.discount import (DISCOUNT_OPTIONS, expected_gradient, undiscounted,
                               undiscounted_gradient, with_gamma)
-from acteach.estimators import GradientPool, mean_cosine
+from acteach.estimators import GradientPool, mean_cosine, scale_optimal_mse
 from acteach.labs._base import (BlittedFigure, check_offered, check_pool, gradient_logits,
                                 positive_grid, slider_pair)
 from acteach.plotting import COLORS
@@ -33,7 +35,9 @@ class GammaStats:
 
     bias, bias_discounted: |E[g] - grad J_1| and |E[g] - grad J_gamma|, exact.
     variance (+- variance_se): total variance of one estimate of N trajectories, measured
-    (the per-trajectory variance / N). mse = bias^2 + variance, against grad J_1.
+    (the per-trajectory variance / N). mse = bias^2 + variance, against grad J_1 (raw: it
+    rewards shrinking). scale_optimal_mse (+- scale_optimal_mse_se): min_c E|c g_hat -
+    grad J_1|^2 over the n_repeats estimates, measured; zero_mse = |grad J_1|^2.
     cos_mean: cos(E[g], grad J_1), exact. cos_estimate (+- cos_estimate_se): the mean over
     n_repeats estimates of cos(g_hat, grad J_1), measured (a zero estimate counts 0).
     relative_variance: variance / |E[g]|^2, the noise relative to the signal.
@@ -50,6 +54,9 @@ class GammaStats:
     variance: float
     variance_se: float
     mse: float
+    scale_optimal_mse: float
+    scale_optimal_mse_se: float
+    zero_mse: float
     cos_mean: float
     cos_estimate: float
     cos_estimate_se: float
@@ -112,11 +119,14 @@ class DiscountLab:
             for n in self.n_trajectories_values:
                 est = pool.estimates(label, n)
                 cos, cos_se = mean_cosine(est, self.reference)
+                best_scale, best_scale_se = scale_optimal_mse(est, self.reference)
                 variance = one.variance / n
                 self._stats[mdp.gamma, option, n] = GammaStats(
                     gamma=mdp.gamma, option=option, n_trajectories=n, n_repeats=len(est),
                     bias=bias, bias_discounted=float(np.linalg.norm(mean - discounted)),
                     variance=variance, variance_se=one.variance_se / n, mse=bias ** 2 + variance,
+                    scale_optimal_mse=best_scale, scale_optimal_mse_se=best_scale_se,
+                    zero_mse=float(np.sum(self.reference ** 2)),
                     cos_mean=cosine(mean, self.reference), cos_estimate=cos,
                     cos_estimate_se=cos_se,
                     relative_variance=variance / signal if signal > 0 else float("inf"),
@@ -138,23 +148,28 @@ class DiscountLab:
     def curves(self, n_trajectories: int) -> dict[int, dict[str, np.ndarray]]:
         """option -> {field: (G,) array over the gamma grid} for estimates of N trajectories."""
         self._check(self.gammas[0], n_trajectories)
-        fields = ("bias", "variance", "mse", "cos_mean", "cos_estimate", "relative_variance")
+        fields = ("bias", "variance", "mse", "scale_optimal_mse", "scale_optimal_mse_se",
+                  "cos_mean", "cos_estimate", "cos_estimate_se", "relative_variance")
         return {option: {f: np.array([getattr(self._stats[g, option, n_trajectories], f)
                                       for g in self.gammas])
                          for f in fields}
                 for option in DISCOUNT_OPTIONS}
 
-    def best_gamma(self, n_trajectories: int, option: int = 1, by: str = "mse") -> float:
-        """The gamma of the grid with the lowest MSE (by="mse") or the highest mean cosine of one
-        estimate with grad J_1 (by="cos_estimate"), for estimates of N trajectories."""
+    def best_gamma(self, n_trajectories: int, option: int = 1,
+                   by: str = "scale_optimal_mse") -> float:
+        """The gamma of the grid with the lowest scale-optimal MSE (by="scale_optimal_mse") or
+        the highest mean cosine of one estimate with grad J_1 (by="cos_estimate"), for
+        estimates of N trajectories. (Not the raw MSE: it rewards shrinking toward 0.)"""
+        check_offered("by", by, ("scale_optimal_mse", "cos_estimate"))
         curve = self.curves(n_trajectories)[option][by]
-        return self.gammas[int(np.argmin(curve) if by == "mse" else np.argmax(curve))]
+        return self.gammas[int(np.argmin(curve) if by == "scale_optimal_mse" else
+                               np.argmax(curve))]
 
     def readout(self, gamma: float, n_trajectories: int) -> str:
         """The numbers behind the plot at (gamma, N), as text."""
         rows, n = self.update(gamma, n_trajectories), n_trajectories
         head = (f"{'':<10}{'|bias| vs J_1':>14}{'|bias| vs J_g':>14}{'variance':>20}"
-                f"{'MSE':>11}{'cos(E g, J_1)':>14}{'mean cos(g_hat, J_1)':>22}{'var/|E g|^2':>13}")
+                f"{'cos(E g, J_1)':>14}{'mean cos(g_hat, J_1)':>22}{'scale-opt. MSE':>18}")
         lines = [f"gamma = {gamma:g}, N = {n} trajectories per estimate, {rows[0].n_repeats} "
                  f"estimates (one pool of {self.pool} trajectories, mean length "
                  f"{self.mean_length:.1f} steps); |grad J_1| = "
@@ -162,13 +177,14 @@ class DiscountLab:
         for s in rows:
             pm = f"{s.variance:.4g} \u00b1 {s.variance_se:.2g}"
             cos = f"{s.cos_estimate:.3f} \u00b1 {s.cos_estimate_se:.3f}"
+            best = f"{s.scale_optimal_mse:.4g} \u00b1 {s.scale_optimal_mse_se:.2g}"
             lines.append(f"{'option ' + str(s.option):<10}{s.bias:>14.4g}{s.bias_discounted:>14.4g}"
-                         f"{pm:>20}{s.mse:>11.4g}{s.cos_mean:>14.3f}{cos:>22}"
-                         f"{s.relative_variance:>13.3g}")
-        lines += ["", f"At N = {n}, option 1 has its lowest MSE at gamma = "
-                      f"{self.best_gamma(n, 1, 'mse'):g} and its best mean cosine at gamma = "
-                      f"{self.best_gamma(n, 1, 'cos_estimate'):g}; saying 0 has MSE "
-                      f"|grad J_1|^2 = {np.sum(self.reference ** 2):.4g}."]
+                         f"{pm:>20}{s.cos_mean:>14.3f}{cos:>22}{best:>18}")
+        lines += [f"{'zero':<10}{'':>84}{rows[0].zero_mse:>18.4g}",
+                  "", f"At N = {n}, option 1 has its lowest scale-optimal MSE at gamma = "
+                      f"{self.best_gamma(n, 1):g} and its best mean cosine at gamma = "
+                      f"{self.best_gamma(n, 1, 'cos_estimate'):g}; the zero estimator (no "
+                      f"step) scores |grad J_1|^2 = {rows[0].zero_mse:.4g}."]
         return "\n".join(lines)
 
     def render(self, gamma: float, n_trajectories: int) -> tuple[bytes, str]:
@@ -181,10 +197,11 @@ class DiscountLab:
             self._plot = GammaPlot(self.gammas,
                                    {o: exact[o]["bias"] ** 2 for o in DISCOUNT_OPTIONS},
                                    {o: exact[o]["cos_mean"] for o in DISCOUNT_OPTIONS},
-                                   (min(variances), max(variances)))
+                                   (min(variances), max(variances)),
+                                   float(np.sum(self.reference ** 2)))
         c = self.curves(n_trajectories)
         png = self._plot.draw(index, {o: c[o]["variance"] for o in DISCOUNT_OPTIONS},
-                              {o: c[o]["mse"] for o in DISCOUNT_OPTIONS},
+                              {o: c[o]["scale_optimal_mse"] for o in DISCOUNT_OPTIONS},
                               {o: c[o]["cos_estimate"] for o in DISCOUNT_OPTIONS},
                               f"gamma = {self.gammas[index]:g}, N = {n_trajectories}")
         return png, self.readout(gamma, n_trajectories)
@@ -197,69 +214,73 @@ class DiscountLab:
 
 
 class GammaPlot(BlittedFigure):
-    """The discount lab's figure: two panels over a grid of discount factors (x = the grid's
+    """The discount lab's figure: three panels over a grid of discount factors (x = the grid's
     index, labelled with its gamma), one colour per discount option, the chosen gamma a
     vertical line.
 
     Left (log y): |bias|^2 of each option's expectation against the undiscounted gradient
-    (exact; drawn once, solid), and the variance of an estimate of N trajectories (measured;
-    redrawn for each N, dashed) with their sum, the MSE (dotted). Right: cos(E[g], grad J_1)
-    (exact; drawn once, solid) and the mean cosine of one N-trajectory estimate with grad J_1
-    (measured; redrawn, markers): how well a single update points uphill on the undiscounted
-    return.
+    (exact; drawn once, solid) and the variance of an estimate of N trajectories (measured;
+    redrawn for each N, dashed): the trade. Middle: the scale-optimal MSE of an estimate
+    (measured, redrawn), against the zero estimator's MSE |grad J_1|^2 (a black line): what a
+    step with the best step size gains. Right: cos(E[g], grad J_1) (exact; drawn once, solid)
+    and the mean cosine of one N-trajectory estimate with grad J_1 (measured; redrawn,
+    markers): how well a single update points uphill on the undiscounted return.
 
     gammas: (G,) the grid; bias2, cos_mean: option -> (G,) exact curves; variance_range: the
-    (lowest, highest) variance over every N, to fix the left axis.
+    (lowest, highest) variance over every N, to fix the left axis; zero_mse: |grad J_1|^2.
     """
 
     def __init__(self, gammas, bias2: dict, cos_mean: dict,
-                 variance_range: tuple[float, float]) -> None:
-        super().__init__((9.5, 3.9), left=0.07, right=0.99, bottom=0.13, top=0.78, wspace=0.2)
+                 variance_range: tuple[float, float], zero_mse: float) -> None:
+        super().__init__((11.5, 3.9), panels=3, left=0.06, right=0.99, bottom=0.13, top=0.76,
+                         wspace=0.28)
         self.gammas = np.asarray(gammas, dtype=float)
         x = self.x = np.arange(len(self.gammas))
-        ax_b, ax_c = self.axes
+        ax_b, ax_m, ax_c = self.axes
         positive = np.concatenate([b[b > 0] for b in bias2.values()] + [np.asarray(variance_range)])
         self.floor = positive.min() / 3.0
         top = max(positive.max(), 2 * variance_range[1]) * 3.0
         labels = [f"{g:g}" for g in self.gammas]
-        for ax in (ax_b, ax_c):
-            ax.set_xticks(x, labels, fontsize=8)
+        for ax in self.axes:
+            ax.set_xticks(x, labels, fontsize=7)
             ax.set_xlim(-0.4, len(x) - 0.6)
             ax.set_xlabel("discount factor gamma")
         ax_b.set(yscale="log", ylim=(self.floor, top), ylabel="squared norm")
+        ax_m.set(ylim=(0, 1.1 * zero_mse), ylabel="min_c E|c g_hat - grad J_1|^2")
         ax_c.set(ylim=(-0.05, 1.05), ylabel="cosine with grad J_1")
         self.colors = {opt: COLORS[i] for i, opt in enumerate(sorted(bias2))}
-        self.variance, self.mse, self.cos_estimate = {}, {}, {}
+        self.variance, self.scale_optimal, self.cos_estimate = {}, {}, {}
         for opt in sorted(bias2):
             color = self.colors[opt]
             ax_b.plot(x, np.maximum(bias2[opt], self.floor), "-", color=color, lw=1.8,
                       label=f"option {opt}: |bias|^2 (exact)")
             (self.variance[opt],) = ax_b.plot([], [], "o--", ms=3, color=color, lw=1.2,
                                               label=f"option {opt}: variance", animated=True)
-            (self.mse[opt],) = ax_b.plot([], [], ":", color=color, lw=1.2, animated=True)
+            (self.scale_optimal[opt],) = ax_m.plot([], [], "s-", ms=4, color=color, lw=1.2,
+                                                   label=f"option {opt}", animated=True)
             ax_c.plot(x, cos_mean[opt], "-", color=color, lw=1.8,
                       label=f"option {opt}: cos(E[g], grad J_1)")
             (self.cos_estimate[opt],) = ax_c.plot([], [], "o--", ms=4, color=color, lw=1.0,
-                                                  label=f"option {opt}: mean cos(g_hat, grad J_1)",
+                                                  label=f"option {opt}: mean cos(g_hat, J_1)",
                                                   animated=True)
-        ax_b.plot([], [], ":", color="0.3", label="dotted: MSE = |bias|^2 + variance")
-        for ax in (ax_b, ax_c):
+        ax_m.axhline(zero_mse, color="k", lw=1.2, label="zero estimator: |grad J_1|^2")
+        for ax, ncol in ((ax_b, 2), (ax_m, 1), (ax_c, 1)):
             ax.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1),
-                      ncol=2, borderaxespad=0.2)
+                      ncol=ncol, borderaxespad=0.2)
         self.marks = [ax.axvline(0, color="tab:red", lw=1.0, ls="-", alpha=0.6, animated=True)
-                      for ax in (ax_b, ax_c)]
+                      for ax in self.axes]
         self.title = ax_c.text(0.98, 0.04, "", transform=ax_c.transAxes, ha="right",
                                fontsize=8, animated=True)
         self.freeze()
 
-    def artists(self, index: int, variance: dict, mse: dict, cos_estimate: dict,
+    def artists(self, index: int, variance: dict, scale_optimal: dict, cos_estimate: dict,
                 title: str = ""):
         """The measured curves (option -> (G,) arrays) and the mark at gamma index `index`."""
         for opt, line in self.variance.items():
             line.set_data(self.x, np.maximum(variance[opt], self.floor))
-            self.mse[opt].set_data(self.x, np.maximum(mse[opt], self.floor))
+            self.scale_optimal[opt].set_data(self.x, scale_optimal[opt])
             self.cos_estimate[opt].set_data(self.x, cos_estimate[opt])
-            yield from (line, self.mse[opt], self.cos_estimate[opt])
+            yield from (line, self.scale_optimal[opt], self.cos_estimate[opt])
         for mark in self.marks:
             mark.set_xdata([index, index])
             yield mark
