@@ -4,17 +4,25 @@
 The online actor-critic updates theta from one transition: g_1 = grad log pi(a|s) * A(s, a).
 A2C averages the same per-transition gradient over a rollout of N envs x T steps. Envs are
 independent, so N envs divide the variance of that average by N. T consecutive steps of one env
-are correlated (nearby states, overlapping futures), so they divide it by less than T: by
-T_eff(T) = Var[g_1] / Var[mean of T consecutive g], the effective number of independent steps.
+may be correlated (nearby states, overlapping futures); they divide it by
+T_eff(T) = Var[g_1] / Var[mean of T consecutive g], the effective number of independent steps,
+which is measured, not assumed.
 
-    gradient_noise   measures Var of the T-step mean per env (exact algebra for the N envs)
-                     and the signal |E g|^2 it hides
-    learning_grid    trains A2C once for every (N, T) of a grid on the same env-step budget
+    gradient_noise   measures Var of the T-step mean per env (exact algebra for the N envs),
+                     T_eff with its SE, and the signal |E g|^2 the noise hides
+    learning_grid    trains A2C for every (N, T) of a grid and every seed on one env-step
+                     budget, with one advantage treatment for all cells (`grid_config`), each
+                     run summarised as a `GridRun` (final return, seconds, learning curve)
+    load_grid        the stored sweep of the grid (assets/parallel_grid_sweep.py writes it)
+    cell_ci          mean and 95% confidence half-width of a cell over its seeds
+    random_policy_returns   the level a run must beat to have learned anything
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -25,6 +33,7 @@ from acteach.actor_critic import A2CConfig, A2CHistory, rollout, train_a2c
 from acteach.batch_actor_critic import td_advantage_of
 from acteach.nets import CategoricalPolicy, ValueNet, per_trajectory_gradients
 from acteach.sampling import Batch, make_envs
+from acteach.stats import mean_ci
 from acteach.training import History
 
 
@@ -34,7 +43,10 @@ class GradientNoise:
 
     n_steps:      (K,) the window lengths T measured.
     variance:     (K,) tr Cov of the mean gradient of T consecutive steps of one env.
-    variance_se:  (K,) a standard error of each (windows treated as independent).
+    variance_se:  (K,) its standard error (jackknife over the envs: windows of one env may be
+                  correlated, envs are independent).
+    effective:    (K,) T_eff = variance[T = 1] / variance[T], and effective_se its jackknife
+                  standard error (over the envs, the ratio recomputed without each).
     signal:       |E g|^2, the squared norm of the expected gradient (see `signal_estimate`).
     signal_se:    its standard error (jackknife over the envs).
     n_transitions: valid transitions behind `variance`; the signal uses a longer rollout.
@@ -43,6 +55,8 @@ class GradientNoise:
     n_steps: np.ndarray
     variance: np.ndarray
     variance_se: np.ndarray
+    effective: np.ndarray
+    effective_se: np.ndarray
     signal: float
     signal_se: float
     n_transitions: int
@@ -60,7 +74,11 @@ class GradientNoise:
 
     def effective_steps(self, n_steps: int) -> float:
         """T_eff: how many independent transitions T consecutive ones are worth."""
-        return float(self.variance[self.index(1)] / self.variance[self.index(n_steps)])
+        return float(self.effective[self.index(n_steps)])
+
+    def effective_steps_se(self, n_steps: int) -> float:
+        """The standard error of T_eff (jackknife over the envs)."""
+        return float(self.effective_se[self.index(n_steps)])
 
     def snr(self, n_envs: int, n_steps: int) -> float:
         """Signal-to-noise of one update's gradient: |E g|^2 / tr Cov."""
@@ -96,21 +114,48 @@ def transition_gradients(policy: CategoricalPolicy, critic: ValueNet, record: Ba
     return g.reshape(T, N, -1)
 
 
-def window_variance(g: torch.Tensor, mask: np.ndarray, T: int) -> tuple[float, float]:
-    """tr Cov of the mean of g over windows of T consecutive valid steps of one column.
+def window_stats(g: torch.Tensor, mask: np.ndarray, T: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each column's windows of T consecutive steps, summed up for `pooled_variance`.
 
     g: (L, N, P) per-step gradients (0 where mask is False); mask: (L, N); L a multiple of T.
-    Each column is cut into L / T windows; a window's mean is over its valid steps (windows with
-    none are dropped). -> (variance, its standard error, windows treated as independent).
+    Each column is cut into L / T windows; a window's mean m_w is over its valid steps (windows
+    with none are left out). -> per column n: (sum of m_w (N, P), sum of |m_w|^2 (N,), number
+    of windows (N,)), float64.
     """
     L, N = mask.shape
     mask_t = torch.as_tensor(mask, dtype=g.dtype)
     sums = g.reshape(L // T, T, N, -1).sum(dim=1)                             # (W, N, P)
     counts = mask_t.reshape(L // T, T, N).sum(dim=1)                          # (W, N)
-    keep = counts > 0
-    means = sums[keep] / counts[keep].unsqueeze(-1)                            # (windows, P)
-    sq = (means - means.mean(dim=0)).pow(2).sum(dim=1).double().numpy()      # |g_w - g_bar|^2
-    return float(sq.sum() / (len(sq) - 1)), float(sq.std(ddof=1) / np.sqrt(len(sq)))
+    means = sums / counts.clamp(min=1).unsqueeze(-1)                          # 0 where empty
+    return (means.sum(dim=0).double().numpy(), means.pow(2).sum(dim=(0, 2)).double().numpy(),
+            (counts > 0).sum(dim=0).double().numpy())
+
+
+def pooled_variance(s1: np.ndarray, s2: np.ndarray, c: np.ndarray) -> float:
+    """tr Cov of the window means pooled over the columns of `window_stats`' sums."""
+    total, n = s1.sum(axis=0), c.sum()
+    return float((s2.sum() - total @ total / n) / (n - 1))
+
+
+def window_variance(g: torch.Tensor, mask: np.ndarray, T: int) -> tuple[float, float]:
+    """tr Cov of the mean of g over windows of T consecutive valid steps of one column, and its
+    standard error: jackknife over the columns (independent envs; the windows of one column
+    need not be independent). -> (variance, se); se is NaN for one column."""
+    s1, s2, c = window_stats(g, mask, T)
+    se = _jackknife_se(_leave_one_out(s1, s2, c)) if len(c) > 1 else float("nan")
+    return pooled_variance(s1, s2, c), se
+
+
+def _leave_one_out(s1: np.ndarray, s2: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(N,) pooled_variance without each column in turn."""
+    return np.array([pooled_variance(np.delete(s1, n, 0), np.delete(s2, n), np.delete(c, n))
+                     for n in range(len(c))])
+
+
+def _jackknife_se(left_out: np.ndarray) -> float:
+    n = len(left_out)
+    return float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
 
 
 def signal_estimate(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
@@ -165,25 +210,161 @@ def gradient_noise(policy: CategoricalPolicy, critic: ValueNet, env_id: str = "C
     record = sample_record(policy, env_id, n_envs, signal_length, seed)
     head = Batch(**{k: v[:length] for k, v in vars(record).items()})
     g = transition_gradients(policy, critic, head, gamma)                      # (L, N, P)
-    variance, variance_se = zip(*(window_variance(g, head.mask, int(T)) for T in n_steps))
+    stats = [window_stats(g, head.mask, int(T)) for T in n_steps]
     del g
+    variance = np.array([pooled_variance(*s) for s in stats])
+    left_out = np.array([_leave_one_out(*s) for s in stats])                  # (K, N)
+    variance_se = np.array([_jackknife_se(row) for row in left_out])
+    effective = variance[0] / variance
+    effective_se = np.array([_jackknife_se(left_out[0] / row) for row in left_out])
     adv = td_advantage_of(critic, record, gamma).astype(np.float32)
     sums = per_trajectory_gradients(policy, record.obs, record.act, adv, record.mask)  # (N, P)
     signal, signal_se = signal_estimate(sums.double().numpy(), record.mask.sum(axis=0))
-    return GradientNoise(n_steps, np.array(variance), np.array(variance_se), signal, signal_se,
-                         int(head.mask.sum()))
+    return GradientNoise(n_steps, variance, variance_se, effective, effective_se, signal,
+                         signal_se, int(head.mask.sum()))
 
 
-def learning_grid(config: A2CConfig, n_envs: Sequence[int] = (1, 4, 16),
-                  n_steps: Sequence[int] = (1, 4, 16)) -> dict[tuple[int, int], A2CHistory]:
-    """Train A2C once per (N, T) on config.total_steps env steps (same seed, same everything
-    else) and return the histories, keyed by (n_envs, n_steps)."""
-    histories = {}
+#: The grid of notebook 07: N envs x T steps per update, every cell on the same budget.
+GRID_N_ENVS, GRID_N_STEPS = (1, 4, 16), (1, 4, 16)
+#: The stored sweep of the grid (written by assets/parallel_grid_sweep.py).
+SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "parallel_grid_sweep.json"
+
+
+@dataclass
+class GridRun:
+    """One A2C run of the N x T grid, in numbers.
+
+    updates, env_steps, seconds: what the run did and its wall-clock training time.
+    final_return: mean return of its last `window` episodes.
+    curve:         (G,) the mean return of the last `window` episodes at each step of the
+                   grid's `at_steps` (NaN before the first episode ends).
+    curve_seconds: (G,) the training seconds at those steps (interpolated between episodes).
+    """
+
+    n_envs: int
+    n_steps: int
+    seed: int
+    updates: int
+    env_steps: int
+    seconds: float
+    final_return: float
+    curve: np.ndarray
+    curve_seconds: np.ndarray
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.n_envs, self.n_steps
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["curve"] = [None if np.isnan(x) else round(float(x), 2) for x in self.curve]
+        out["curve_seconds"] = [round(float(x), 3) for x in self.curve_seconds]
+        out["seconds"], out["final_return"] = round(self.seconds, 3), round(self.final_return, 2)
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "GridRun":
+        return cls(**{**d, "curve": np.array([np.nan if x is None else x for x in d["curve"]]),
+                      "curve_seconds": np.asarray(d["curve_seconds"], dtype=float)})
+
+
+def grid_config(config: A2CConfig) -> A2CConfig:
+    """The grid's one advantage treatment: raw advantages in every cell. Standardising over a
+    rollout cannot be done for the online cell (one transition: its std is undefined, and the
+    library then leaves it raw), so no cell standardises."""
+    return dataclasses.replace(config, normalize_adv=False)
+
+
+def grid_run(history: A2CHistory, n_envs: int, n_steps: int, seed: int, at_steps: np.ndarray,
+             window: int = 20) -> GridRun:
+    """Summarise one run: its numbers and its curve at the env steps `at_steps`."""
+    steps, seconds, mean = smoothed(history, window)
+    at_steps = np.asarray(at_steps, dtype=float)
+    ended = np.searchsorted(steps, at_steps, side="right")                   # episodes by then
+    curve = np.where(ended > 0, mean[np.maximum(ended - 1, 0)] if len(mean) else np.nan, np.nan)
+    curve_seconds = np.interp(at_steps, np.concatenate([[0], steps, [history.env_steps]]),
+                              np.concatenate([[0], seconds, [history.seconds]]))
+    final = float(mean[-1]) if len(mean) else float("nan")
+    return GridRun(int(n_envs), int(n_steps), int(seed), len(history.losses.get("actor_loss", [])),
+                   int(history.env_steps), float(history.seconds), final, curve, curve_seconds)
+
+
+def learning_grid(config: A2CConfig, seeds: Sequence[int], n_envs: Sequence[int] = GRID_N_ENVS,
+                  n_steps: Sequence[int] = GRID_N_STEPS, window: int = 20, points: int = 50
+                  ) -> list[GridRun]:
+    """Train A2C for every (N, T) of the grid and every seed, on config.total_steps env steps,
+    with the grid's one advantage treatment (`grid_config`), and summarise each run (`grid_run`,
+    its curve at `points` equally spaced env steps).
+
+    Runs one seed at a time (`train_a2c`), so that each run's seconds are its own wall-clock:
+    K seeds trained as one computation share theirs.
+    """
+    if len(seeds) == 0:
+        raise ValueError("seeds: expected at least one seed")
+    check_positive_int("points", points)
+    config = grid_config(config)
+    at_steps = grid_steps(config.total_steps, points)
+    runs = []
     for n in n_envs:
         for t in n_steps:
-            run = dataclasses.replace(config, n_envs=int(n), n_steps=int(t))
-            histories[int(n), int(t)] = train_a2c(run, progress=False)
-    return histories
+            cell = dataclasses.replace(config, n_envs=int(n), n_steps=int(t))
+            for seed in seeds:
+                history = train_a2c(dataclasses.replace(cell, seed=int(seed)), progress=False)
+                runs.append(grid_run(history, n, t, seed, at_steps, window))
+    return runs
+
+
+def grid_steps(total_steps: int, points: int) -> np.ndarray:
+    """The env steps at which a grid run's curve is taken: `points` equally spaced, the last
+    at total_steps."""
+    return np.linspace(total_steps / points, total_steps, points).round()
+
+
+def load_grid(path: Path = SWEEP_FILE) -> tuple[dict, list[GridRun]]:
+    """The stored sweep: (its settings, its runs) (see assets/parallel_grid_sweep.py)."""
+    data = json.loads(Path(path).read_text())
+    return {**data["settings"], "machine": data["machine"]}, [GridRun.from_json(r)
+                                                               for r in data["runs"]]
+
+
+def grid_cells(runs: Sequence[GridRun]) -> dict[tuple[int, int], list[GridRun]]:
+    """The runs grouped by (n_envs, n_steps), in grid order, each cell's in seed order."""
+    cells: dict[tuple[int, int], list[GridRun]] = {}
+    for run in sorted(runs, key=lambda r: (r.n_envs, r.n_steps, r.seed)):
+        cells.setdefault(run.key, []).append(run)
+    return cells
+
+
+def cell_ci(runs: Sequence[GridRun], field: str) -> tuple[float, float]:
+    """`stats.mean_ci` of a field over a cell's seeds: (mean, 95% half-width)."""
+    return mean_ci([getattr(r, field) for r in runs])
+
+
+def random_policy_returns(env_id: str = "CartPole-v1", n_episodes: int = 200, seed: int = 0
+                          ) -> np.ndarray:
+    """Returns of the uniformly random policy (the level a grid run must beat to have learned
+    anything): the first n_episodes / 16 episodes of each of 16 envs stepped together (the
+    first n_episodes to end would favour short ones). -> (n_episodes,) rounded up to 16s."""
+    check_seed(seed)
+    check_positive_int("n_episodes", n_episodes)
+    n_envs, per_env = 16, -(-n_episodes // 16)
+    envs = make_envs(env_id, n_envs)
+    rng = np.random.default_rng(seed)
+    returns: list[list[float]] = [[] for _ in range(n_envs)]
+    try:
+        envs.reset(seed=seed)
+        running, autoreset = np.zeros(n_envs), np.zeros(n_envs, dtype=bool)
+        while min(map(len, returns)) < per_env:
+            act = rng.integers(0, envs.single_action_space.n, size=n_envs)
+            _, rew, terminated, truncated, _ = envs.step(act)
+            running += np.where(autoreset, 0.0, rew)          # a reset step is no transition
+            autoreset = (terminated | truncated) & ~autoreset
+            for n in np.flatnonzero(autoreset):
+                returns[n].append(running[n])
+                running[n] = 0.0
+    finally:
+        envs.close()
+    return np.array([r[:per_env] for r in returns]).reshape(-1)
 
 
 def smoothed(history: History, window: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from acteach.actor_critic import A2CConfig, train_a2c, train_online_actor_critic
-from acteach.parallel import (gradient_noise, learning_grid, signal_estimate, smoothed,
-                              window_variance)
+from acteach.parallel import (GridRun, cell_ci, grid_cells, grid_config, grid_run,
+                              grid_steps, gradient_noise, learning_grid, random_policy_returns,
+                              signal_estimate, smoothed, window_variance)
 
 
 def test_online_actor_critic_updates_once_per_transition():
@@ -84,7 +85,8 @@ def test_gradient_noise_on_cartpole():
                            length=32, signal_length=64, seed=1)
     assert noise.variance.shape == (3,) and np.all(noise.variance > 0)
     assert 0 < noise.n_transitions <= 4 * 32 and np.isfinite(noise.signal) and noise.signal_se > 0
-    assert noise.effective_steps(1) == 1.0
+    assert noise.effective_steps(1) == 1.0 and noise.effective_steps_se(1) == 0.0
+    assert noise.effective_se.shape == (3,) and np.all(noise.effective_se[1:] > 0)
     assert noise.variance_of(8, 2) == pytest.approx(noise.variance[1] / 8)
     assert noise.snr(8, 2) == pytest.approx(noise.signal / noise.variance_of(8, 2))
     with pytest.raises(ValueError, match="^n_steps:"):
@@ -130,21 +132,66 @@ def test_smoothed_is_the_running_mean_of_the_last_window():
 
 @pytest.fixture(scope="module")
 def grid():
-    return learning_grid(A2CConfig(total_steps=300, seed=0), n_envs=(1, 4), n_steps=(1, 4))
+    return learning_grid(A2CConfig(total_steps=300), seeds=[0, 1], n_envs=(1, 4),
+                         n_steps=(1, 4), window=5, points=6)
 
 
-def test_learning_grid_trains_every_cell_on_the_same_budget(grid):
-    assert sorted(grid) == [(1, 1), (1, 4), (4, 1), (4, 4)]
-    for (n, t), history in grid.items():
-        assert 300 <= history.env_steps < 300 + n * t
-        # a rollout has n * t slots: valid steps plus one reset step after each episode's end
-        slots = history.env_steps + len(history.episode_returns)
-        assert (history.env_steps // (n * t) <= len(history.losses["actor_loss"])
-                <= slots // (n * t) + 1)
+def test_learning_grid_trains_every_cell_and_seed_on_the_same_budget(grid):
+    cells = grid_cells(grid)
+    assert sorted(cells) == [(1, 1), (1, 4), (4, 1), (4, 4)]
+    for (n, t), runs in cells.items():
+        assert [r.seed for r in runs] == [0, 1]
+        for run in runs:
+            assert 300 <= run.env_steps < 300 + n * t
+            assert run.updates >= run.env_steps // (n * t) and run.seconds > 0
+            assert run.curve.shape == run.curve_seconds.shape == (6,)
+            assert np.all(np.diff(run.curve_seconds) >= 0)
+    assert cells[4, 4][0].final_return != cells[4, 4][1].final_return      # seeds differ
+
+
+def test_every_cell_of_the_grid_gets_raw_advantages():
+    """Standardising one transition is impossible, so no cell standardises (the online cell
+    alone used to train on raw advantages)."""
+    assert grid_config(A2CConfig(normalize_adv=True)).normalize_adv is False
+
+
+def test_grid_run_curve_is_the_running_mean_at_each_step():
+    history = train_a2c(A2CConfig(total_steps=400, seed=2), progress=False)
+    at = grid_steps(400, 4)
+    run = grid_run(history, 8, 4, 2, at, window=3)
+    steps, _, mean = smoothed(history, 3)
+    for point, value in zip(at, run.curve):
+        ended = np.searchsorted(steps, point, side="right")
+        assert value == (mean[ended - 1] if ended else pytest.approx(np.nan, nan_ok=True))
+    assert run.final_return == mean[-1]
+    back = GridRun.from_json(run.to_json())
+    np.testing.assert_allclose(back.curve, run.curve, atol=0.005)
+    assert back.key == (8, 4) and back.updates == run.updates
+
+
+def test_cell_ci_is_students_t_over_seeds(grid):
+    runs = grid_cells(grid)[4, 4]
+    mean, half = cell_ci(runs, "final_return")
+    finals = [r.final_return for r in runs]
+    assert mean == pytest.approx(np.mean(finals))
+    assert half == pytest.approx(12.7062 * np.std(finals, ddof=1) / np.sqrt(2), rel=1e-5)
+    assert np.isnan(cell_ci(runs[:1], "final_return")[1])
+
+
+def test_t_eff_has_a_jackknife_se_on_iid_gradients():
+    """i.i.d. gradients: T_eff = T; the jackknife SE over the envs covers it (4 SE)."""
+    from acteach.parallel import _jackknife_se, _leave_one_out, pooled_variance, window_stats
+    rng = np.random.default_rng(4)
+    g = torch.as_tensor(rng.standard_normal((64, 32, 3)))
+    mask = np.ones((64, 32), dtype=bool)
+    stats = {T: window_stats(g, mask, T) for T in (1, 4)}
+    ratio = pooled_variance(*stats[1]) / pooled_variance(*stats[4])
+    se = _jackknife_se(_leave_one_out(*stats[1]) / _leave_one_out(*stats[4]))
+    assert abs(ratio - 4) < 4 * se and 0 < se < 1
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise 7.1: valid_steps (its checker is in test_checks.py)
+# valid_steps: which steps of a vector-env rollout are transitions
 # ---------------------------------------------------------------------------------------------
 
 from acteach.actor_critic import rollout, valid_steps  # noqa: E402
@@ -179,3 +226,10 @@ def test_valid_steps_matches_the_rollouts_mask_on_real_envs():
         np.testing.assert_array_equal(carry, autoreset_next)
         autoreset = autoreset_next
     envs.close()
+
+
+def test_random_policy_returns_take_as_many_episodes_from_every_env():
+    returns = random_policy_returns(n_episodes=40, seed=3)
+    assert returns.shape == (48,)                       # 3 episodes from each of 16 envs
+    assert np.all(returns >= 8) and np.all(returns == np.round(returns))   # CartPole: +1 a step
+    np.testing.assert_array_equal(returns, random_policy_returns(n_episodes=40, seed=3))

@@ -1,98 +1,108 @@
 """The parallel lab of notebook 07: A2C's learning curves for each (N envs, T steps per update)
-of a grid trained on the same budget, against env steps and against wall-clock seconds.
+of a grid trained on one budget with several seeds, against env steps and against wall-clock
+seconds.
 
-The runs are trained before the lab is built (`parallel.learning_grid`); a slider move picks
-one run and redraws it bold over the others.
+The runs come from the stored sweep (`parallel.load_grid`, written by
+assets/parallel_grid_sweep.py) or from `parallel.learning_grid`; a slider move picks one cell
+and redraws its seeds over the other cells' means.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Sequence
 
 import ipywidgets as W
+import numpy as np
 
-from acteach._validate import check_positive_int
-from acteach.actor_critic import A2CConfig
 from acteach.labs._base import BlittedFigure, slider_pair
-from acteach.parallel import learning_grid, smoothed
+from acteach.parallel import GridRun, cell_ci, grid_cells, grid_steps, load_grid
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """One training run of the ParallelLab's grid, in numbers."""
+class CellSummary:
+    """One cell of the grid over its seeds: means and 95% confidence half-widths."""
 
     n_envs: int
     n_steps: int
-    updates: int
-    env_steps: int
-    seconds: float
-    final_return: float        # mean of the last `window` episode returns
-    best_return: float         # best mean of `window` consecutive episode returns
+    seeds: int
+    updates: float             # mean over the seeds
+    final_return: tuple[float, float]    # mean return of the last episodes: (mean, CI half-width)
+    seconds: tuple[float, float]         # wall-clock training seconds: (mean, CI half-width)
+
+
+def _nanmean(curves: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():          # steps before any seed finished an episode: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(curves, axis=0)
 
 
 class ParallelLab:
-    """Learning curves of A2C for each (N envs, T steps per update) of a grid.
+    """Learning curves of A2C for each (N envs, T steps per update) of a grid, several seeds.
 
-    histories: (N, T) -> History, e.g. from `acteach.parallel.learning_grid` (same budget, same
-    seed); config: the A2CConfig they were trained from, if known (its total_steps is each run's
-    budget). Two panels: the mean return of the last `window` episodes against env steps and
-    against wall-clock seconds; every run faint, the chosen one bold, the online actor-critic
-    (N = T = 1) dashed.
+    runs: GridRuns of the grid (`parallel.learning_grid` or the stored sweep); at_steps: the env
+    steps of their curves (`parallel.grid_steps`). Two panels: the mean return of the last
+    episodes against env steps and against wall-clock seconds; every cell's mean over seeds
+    faint, the online actor-critic (N = T = 1) dashed, the chosen cell's seeds and their mean
+    bold.
     """
 
-    def __init__(self, histories: dict, window: int = 20, config: A2CConfig | None = None
-                 ) -> None:
-        check_positive_int("window", window)
-        if not histories:
-            raise ValueError("histories: expected at least one (n_envs, n_steps) -> History")
-        self.histories, self.window, self.config = dict(histories), window, config
-        self.n_envs = tuple(sorted({n for n, _ in self.histories}))
-        self.n_steps = tuple(sorted({t for _, t in self.histories}))
-        self.curves = {key: smoothed(h, window) for key, h in self.histories.items()}
+    def __init__(self, runs: Sequence[GridRun], at_steps: np.ndarray) -> None:
+        if not runs:
+            raise ValueError("runs: expected at least one GridRun of the grid")
+        self.at_steps = np.asarray(at_steps, dtype=float)
+        bad = [r for r in runs if len(r.curve) != len(self.at_steps)]
+        if bad:
+            raise ValueError(f"at_steps: expected one step per point of the runs' curves, got "
+                             f"{len(self.at_steps)} steps for the {len(bad[0].curve)} points "
+                             f"of the run {bad[0].key}")
+        self.cells = grid_cells(runs)
+        self.n_envs = tuple(sorted({n for n, _ in self.cells}))
+        self.n_steps = tuple(sorted({t for _, t in self.cells}))
         self._plot: CurvesPlot | None = None
 
     def _check(self, n_envs: int, n_steps: int) -> tuple[int, int]:
-        if (n_envs, n_steps) not in self.histories:
+        if (n_envs, n_steps) not in self.cells:
             raise ValueError(f"n_envs, n_steps: expected a pair of the grid "
-                             f"{sorted(self.histories)}, got {(n_envs, n_steps)!r}")
+                             f"{sorted(self.cells)}, got {(n_envs, n_steps)!r}")
         return n_envs, n_steps
 
-    def update(self, n_envs: int, n_steps: int) -> RunSummary:
-        """The numbers of the (n_envs, n_steps) run."""
-        key = self._check(n_envs, n_steps)
-        h, (_, _, mean) = self.histories[key], self.curves[key]
-        return RunSummary(n_envs, n_steps, len(h.losses.get("actor_loss", [])), h.env_steps,
-                          h.seconds, float(mean[-1]) if len(mean) else float("nan"),
-                          float(mean[self.window - 1:].max()) if len(mean) >= self.window
-                          else float("nan"))
+    def update(self, n_envs: int, n_steps: int) -> CellSummary:
+        """The numbers of the (n_envs, n_steps) cell."""
+        runs = self.cells[self._check(n_envs, n_steps)]
+        return CellSummary(n_envs, n_steps, len(runs), float(np.mean([r.updates for r in runs])),
+                           cell_ci(runs, "final_return"), cell_ci(runs, "seconds"))
 
-    def table(self) -> str:
-        """Every run of the grid: updates, seconds, final and best mean return."""
-        lines = [f"{'N envs':>7}{'T steps':>8}{'batch':>7}{'updates':>9}{'seconds':>9}"
-                 f"{'final ret' + str(self.window):>13}{'best ret' + str(self.window):>12}"]
-        for key in sorted(self.histories):
+    def table(self) -> tuple[list[list], list[str]]:
+        """(rows, columns) of every cell, for `display.table`: a (mean, CI) pair shows as
+        'mean ± CI'."""
+        rows = []
+        for key in sorted(self.cells):
             s = self.update(*key)
-            lines.append(f"{s.n_envs:>7}{s.n_steps:>8}{s.n_envs * s.n_steps:>7}{s.updates:>9}"
-                         f"{s.seconds:>9.1f}{s.final_return:>13.1f}{s.best_return:>12.1f}")
-        return "\n".join(lines)
+            rows.append([s.n_envs, s.n_steps, s.n_envs * s.n_steps, round(s.updates),
+                         s.final_return, s.seconds])
+        return rows, ["N envs", "T steps", "batch N x T", "updates",
+                      "final return (95% CI)", "seconds (95% CI)"]
 
     def readout(self, n_envs: int, n_steps: int) -> str:
-        """The numbers of the chosen run, and of the online actor-critic beside it."""
-        s, online = self.update(n_envs, n_steps), self.histories.get((1, 1))
+        """The numbers of the chosen cell, and of the online actor-critic beside it."""
+        s = self.update(n_envs, n_steps)
         text = (f"N = {n_envs} envs x T = {n_steps} steps: batch {n_envs * n_steps}, "
-                f"{s.updates} updates in {s.env_steps} env steps, {s.seconds:.1f} s; mean return "
-                f"of the last {self.window} episodes {s.final_return:.1f} "
-                f"(best {s.best_return:.1f}).")
-        if online is not None and (n_envs, n_steps) != (1, 1):
+                f"{s.updates:,.0f} updates; final return {s.final_return[0]:.1f} ± "
+                f"{s.final_return[1]:.1f}, {s.seconds[0]:.1f} ± {s.seconds[1]:.1f} s "
+                f"(mean ± 95% CI over {s.seeds} seeds).")
+        if (1, 1) in self.cells and (n_envs, n_steps) != (1, 1):
             o = self.update(1, 1)
-            text += (f"\nOnline (N = T = 1): {o.updates} updates, {o.seconds:.1f} s, final "
-                     f"{o.final_return:.1f}.")
+            text += (f"\nOnline (N = T = 1): {o.updates:,.0f} updates, final return "
+                     f"{o.final_return[0]:.1f} ± {o.final_return[1]:.1f}, "
+                     f"{o.seconds[0]:.1f} ± {o.seconds[1]:.1f} s.")
         return text
 
     def render(self, n_envs: int, n_steps: int) -> tuple[bytes, str]:
         """PNG bytes of the two panels with (n_envs, n_steps) highlighted, and the readout."""
         key = self._check(n_envs, n_steps)
         if self._plot is None:
-            self._plot = CurvesPlot(self.curves, self.window)
+            self._plot = CurvesPlot(self.cells, self.at_steps)
         return self._plot.draw(key), self.readout(*key)
 
     def widget(self, n_envs: int | None = None, n_steps: int | None = None) -> W.VBox:
@@ -102,7 +112,7 @@ class ParallelLab:
         self._check(n_envs, n_steps)
 
         def draw(n_envs: int, n_steps: int) -> tuple[bytes | None, str]:
-            if (n_envs, n_steps) not in self.histories:
+            if (n_envs, n_steps) not in self.cells:
                 return None, f"(N, T) = {(n_envs, n_steps)} is not in the grid"
             return self.render(n_envs, n_steps)
 
@@ -111,47 +121,62 @@ class ParallelLab:
 
 
 class CurvesPlot(BlittedFigure):
-    """ParallelLab's figure: every run faint and drawn once; the chosen run redrawn bold."""
+    """ParallelLab's figure: every cell's mean over seeds faint and drawn once; the chosen
+    cell's seeds (thin) and their mean (bold) redrawn."""
 
-    def __init__(self, curves: dict, window: int) -> None:
+    def __init__(self, cells: dict[tuple[int, int], list[GridRun]], at_steps: np.ndarray
+                 ) -> None:
         super().__init__((9.5, 3.4), sharey=True, left=0.07, right=0.99, bottom=0.15, top=0.9,
                          wspace=0.06)
         ax_s, ax_t = self.axes
-        self.curves = curves
-        for key, (steps, seconds, mean) in curves.items():
-            style = dict(color="0.2", lw=1.2, ls="--", label="online (N = T = 1)") \
+        self.cells, self.at_steps = cells, at_steps
+        self.means = {key: (_nanmean(np.array([r.curve for r in runs])),
+                            np.mean([r.curve_seconds for r in runs], axis=0))
+                      for key, runs in cells.items()}
+        for key, (curve, seconds) in self.means.items():
+            style = dict(color="0.2", lw=1.2, ls="--", label="online (N = T = 1), mean") \
                 if key == (1, 1) else dict(color="0.75", lw=0.9)
-            ax_s.plot(steps, mean, **style)
-            ax_t.plot(seconds, mean, **style)
-        ax_s.set(xlabel="env steps", ylabel=f"mean return, last {window} episodes")
-        ax_t.set(xlabel="wall-clock seconds")
-        # a run that finished no episode has no curve: the limits come from the others (or 1)
-        ax_s.set_xlim(0, max([c[0][-1] for c in curves.values() if len(c[0])], default=1))
-        ax_t.set_xlim(0, max([c[1][-1] for c in curves.values() if len(c[1])], default=1))
-        ax_s.set_ylim(0, max(max([c[2].max() for c in curves.values() if len(c[2])],
-                                 default=0.0) * 1.05, 1))
-        (self.line_s,) = ax_s.plot([], [], color="tab:red", lw=2.2, animated=True,
-                                   label="chosen N x T")
-        (self.line_t,) = ax_t.plot([], [], color="tab:red", lw=2.2, animated=True)
+            ax_s.plot(at_steps, curve, **style)
+            ax_t.plot(seconds, curve, **style)
+        ax_s.set(xlabel="env steps", ylabel="mean return, last 20 episodes")
+        ax_t.set(xlabel="wall-clock seconds (log scale)", xscale="log")
+        ax_s.set_xlim(0, at_steps[-1])
+        seconds = np.concatenate([r.curve_seconds for runs in cells.values() for r in runs])
+        ax_t.set_xlim(max(seconds[seconds > 0].min(), 1e-3) if (seconds > 0).any() else 1e-3,
+                      max(seconds.max(), 1e-2))
+        top = max((np.nanmax(r.curve) for runs in cells.values() for r in runs
+                   if np.isfinite(r.curve).any()), default=1.0)
+        ax_s.set_ylim(0, max(top * 1.05, 1))
+        most = max(len(runs) for runs in cells.values())
+        self.seed_lines = [(ax_s.plot([], [], color="tab:red", lw=0.7, alpha=0.6,
+                                      animated=True)[0],
+                            ax_t.plot([], [], color="tab:red", lw=0.7, alpha=0.6,
+                                      animated=True)[0]) for _ in range(most)]
+        (self.line_s,) = ax_s.plot([], [], color="tab:red", lw=2.4, animated=True,
+                                   label="chosen N x T: seeds and mean")
+        (self.line_t,) = ax_t.plot([], [], color="tab:red", lw=2.4, animated=True)
         ax_s.legend(fontsize=8, frameon=False, loc="upper left")
-        self.title = ax_t.text(0.98, 0.04, "", transform=ax_t.transAxes, ha="right",
+        self.title = ax_t.text(0.98, 0.93, "", transform=ax_t.transAxes, ha="right",
                                fontsize=9, animated=True)
         self.freeze()
 
     def artists(self, key: tuple[int, int]):
-        """The chosen run, bold, on both panels."""
-        steps, seconds, mean = self.curves[key]
-        self.line_s.set_data(steps, mean)
-        self.line_t.set_data(seconds, mean)
-        self.title.set_text(f"N = {key[0]}, T = {key[1]}" if len(mean) else
-                            f"N = {key[0]}, T = {key[1]}: no episode finished")
+        """The chosen cell, its seeds thin and their mean bold, on both panels."""
+        runs = self.cells[key]
+        for i, (line_s, line_t) in enumerate(self.seed_lines):
+            run = runs[i] if i < len(runs) else None
+            line_s.set_data(*((self.at_steps, run.curve) if run else ([], [])))
+            line_t.set_data(*((run.curve_seconds, run.curve) if run else ([], [])))
+            yield from (line_s, line_t)
+        curve, seconds = self.means[key]
+        self.line_s.set_data(self.at_steps, curve)
+        self.line_t.set_data(seconds, curve)
+        self.title.set_text(f"N = {key[0]}, T = {key[1]}, {len(runs)} seeds")
         yield from (self.line_s, self.line_t, self.title)
 
 
 def notebook07_lab() -> ParallelLab:
-    """Notebook 07's lab: A2C on CartPole trained for every (N envs, T steps) in
-    {1, 4, 16} x {1, 4, 16}, 2,000 env steps each, seed 0 (it trains the nine runs: about half
-    a minute), curves averaged over the last 20 episodes."""
-    config = A2CConfig(total_steps=2_000, seed=0)
-    return ParallelLab(learning_grid(config, n_envs=(1, 4, 16), n_steps=(1, 4, 16)), window=20,
-                       config=config)
+    """Notebook 07's lab: the stored sweep of A2C on CartPole for every (N envs, T steps) in
+    {1, 4, 16} x {1, 4, 16}, 20,000 env steps, 3 seeds each (assets/parallel_grid_sweep.py)."""
+    settings, runs = load_grid()
+    return ParallelLab(runs, grid_steps(settings["total_steps"], settings["points"]))
