@@ -20,6 +20,9 @@ What is stored, and what is not:
 Storage is a ring of preallocated numpy arrays: `add` writes at the cursor and wraps around,
 overwriting the oldest rows once `capacity` is reached. `sample` draws B row indices uniformly
 (with replacement) from the filled rows with a numpy Generator and gathers each array once.
+Uniform draws weight every stored step alike: a state in proportion to how often it was
+visited, without the gamma^t of the discounted occupancy in grad J (`off_policy`'s "uniform"
+weighting; notebook 08 measures what that costs even on fresh on-policy data).
 
 Shapes: C capacity, N envs (rows given to one `add`), B batch, D obs dim, A_d action dim.
 """
