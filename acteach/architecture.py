@@ -21,9 +21,15 @@ the two losses help or hinder each other there is a measurement:
 
 `gradient_interference` measures them at a frozen policy and critic over several rollouts (the
 spread over rollouts is the noise of one update). Shapes: T steps, N envs, P trunk parameters.
+
+Which design learns faster is a learning experiment over seeds: `learning_curve` and
+`final_return` read a training History (`stats.mean_ci` gives a mean over seeds with its
+confidence interval), and `network_weights` / `shared_networks` store trained shared networks
+compactly (assets/architecture_sweep.py saves them; notebook 09 measures their interference).
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +37,10 @@ import torch
 
 from acteach._validate import check_positive_int, check_seed
 from acteach.actor_critic import A2CConfig, a2c_losses, rollout
-from acteach.nets import CategoricalPolicy, ValueNet
+from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.sampling import Batch, make_envs
 from acteach.tabular import cosine, row_cosines
+from acteach.training import History
 
 
 def trunk_parameters(policy: torch.nn.Module, critic: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -115,3 +122,58 @@ def gradient_interference(policy: CategoricalPolicy, critic: ValueNet, config: A
     finally:
         envs.close()
     return Interference(np.array([a for a, _ in rows]), np.array([c for _, c in rows]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning over seeds, and trained networks kept for the measurement
+# ---------------------------------------------------------------------------------------------
+
+def learning_curve(history: History, grid: np.ndarray, window: int = 20) -> np.ndarray:
+    """(G,) the mean return of the last `window` episodes finished by each environment step of
+    `grid` (NaN before the first episode ends): the curve a learning plot draws."""
+    check_positive_int("window", window)
+    ret = np.asarray(history.episode_returns, dtype=float)
+    ended = np.searchsorted(np.asarray(history.episode_steps), np.asarray(grid), side="right")
+    csum = np.concatenate([[0.0], np.cumsum(ret)])
+    lo = np.maximum(ended - window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ended > 0, (csum[ended] - csum[lo]) / (ended - lo), np.nan)
+
+
+def final_return(history: History, window: int = 20) -> float:
+    """The mean return of the last `window` episodes of a run (the end of its learning curve)."""
+    check_positive_int("window", window)
+    if not history.episode_returns:
+        raise ValueError("history: no episode finished, so there is no final return")
+    return float(np.mean(history.episode_returns[-window:]))
+
+
+def network_weights(policy: CategoricalPolicy, critic: ValueNet) -> dict[str, str]:
+    """A shared policy and critic as JSON-ready text: each tensor of the policy (trunk and
+    actor head) and of the critic's head, float32 bytes in base64 (about 25 kB for 64 x 64)."""
+    trunk_parameters(policy, critic)                          # refuse separate networks
+    tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
+    tensors |= {f"critic_head.{k}": v for k, v in critic.v_net[-1].state_dict().items()}
+    return {k: base64.b64encode(v.detach().float().numpy().tobytes()).decode("ascii")
+            for k, v in tensors.items()}
+
+
+def shared_networks(weights: dict[str, str], obs_dim: int, n_actions: int,
+                    hidden: tuple[int, ...]) -> tuple[CategoricalPolicy, ValueNet]:
+    """The (policy, critic) on one trunk that `network_weights` stored, rebuilt exactly."""
+    policy, critic = shared_actor_critic(obs_dim, n_actions, hidden)
+    modules = {"policy": policy, "critic_head": critic.v_net[-1]}
+    for prefix, module in modules.items():
+        state = module.state_dict()
+        for name, tensor in state.items():
+            key = f"{prefix}.{name}"
+            if key not in weights:
+                raise ValueError(f"weights: no tensor {key!r} (expected the keys of "
+                                 f"network_weights for hidden {hidden})")
+            raw = np.frombuffer(base64.b64decode(weights[key]), dtype=np.float32)
+            if raw.size != tensor.numel():
+                raise ValueError(f"weights: {key!r} holds {raw.size} numbers, the network "
+                                 f"with hidden {hidden} needs {tensor.numel()}")
+            state[name] = torch.from_numpy(raw.copy()).reshape(tensor.shape)
+        module.load_state_dict(state)
+    return policy, critic

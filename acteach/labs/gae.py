@@ -1,5 +1,8 @@
 """The n-step / GAE lab of notebook 09: bias, variance and MSE of the n-step advantage and of
-GAE over lam and over n, with a critic between the exact V^pi and a wrong one.
+GAE over lam and over n, with a critic between the exact V^pi and a wrong one, each setting
+judged by what a step uses: the scale-optimal MSE min_c E|c g_hat - grad J|^2 (a step size
+absorbs the scale of an estimate) and the expected cosine with grad J, against the zero
+estimator's MSE |grad J|^2.
 
 Both weights are discounted sums of TD errors delta_t = r_t + gamma V(s_{t+1}) - V(s_t): GAE
 sums all of the episode's with weights (gamma lam)^k, the n-step advantage the first n with
@@ -53,7 +56,11 @@ class LambdaLab:
     course's MDPs it grows towards lam = 1 and n = inf); with a wrong V the short sums inherit
     V's error (bias), while lam = 1 and n = inf are the return minus a baseline: unbiased, and
     the noisiest. The critic is V_alpha = (1 - alpha) V^pi + alpha V_wrong, and the best lam or
-    n by MSE moves with alpha and with N.
+    n moves with alpha and with N.
+
+    "Best" is the lowest scale-optimal MSE (`GradientStats.scale_optimal_mse`), not the raw MSE:
+    a step size rescales any estimate, so an estimator that shrinks toward 0 gains nothing, and
+    the zero estimator's MSE |grad J|^2 (`zero_mse`) is the line every setting must beat.
 
     The weights are affine in V, so for the same trajectories the per-trajectory gradient at
     alpha is (1 - alpha) g(V^pi) + alpha g(V_wrong). Per seed the lab samples `pool`
@@ -103,6 +110,7 @@ class LambdaLab:
                                                                for n in self.n_values]
         self._expected = {s: (self.expected_gradient(s, 0.0), self.expected_gradient(s, 1.0))
                           for s in self.settings}
+        self.zero_mse = float(np.sum(self.exact ** 2))   # the zero estimator's MSE, |grad J|^2
         self._pools, self._stats = LRUCache(3), LRUCache(4)
         self._plot: LambdaPlot | None = None
 
@@ -218,8 +226,9 @@ class LambdaLab:
     def curves(self, alpha: float, n_trajectories: int, seed: int = 0
                ) -> dict[str, dict[str, np.ndarray]]:
         """'gae' (over the lam grid) and 'n_step' (over the n grid) -> {'x': the grid,
-        'bias2' (exact), 'variance', 'variance_se', 'mse', 'mse_se', 'bias_norm' (measured),
-        'noise_floor'}, each an array over the grid."""
+        'bias2' (exact), 'variance', 'variance_se', 'mse', 'mse_se', 'scale_optimal_mse',
+        'scale_optimal_mse_se', 'cosine', 'cosine_se', 'bias_norm' (measured), 'noise_floor'},
+        each an array over the grid."""
         self._check(alpha, self.lams[0], self.n_values[0], n_trajectories, seed)
         stats = self._all_stats(alpha, n_trajectories, seed)
         out = {}
@@ -227,15 +236,17 @@ class LambdaLab:
             rows = [stats[method, x] for x in grid]
             out[method] = {"x": np.array(grid, dtype=object if method == "n_step" else float),
                            "bias2": np.array([self.bias2((method, x), alpha) for x in grid])}
-            for f in ("variance", "variance_se", "mse", "mse_se", "bias_norm", "noise_floor"):
+            for f in ("variance", "variance_se", "mse", "mse_se", "scale_optimal_mse",
+                      "scale_optimal_mse_se", "cosine", "cosine_se", "bias_norm", "noise_floor"):
                 out[method][f] = np.array([getattr(s, f) for s in rows])
         return out
 
     def best(self, alpha: float, n_trajectories: int, seed: int = 0) -> tuple[float, int | None]:
-        """(the lam, the n) of the grids with the lowest measured MSE."""
+        """(the lam, the n) of the grids with the lowest scale-optimal MSE: the best estimate
+        once the step size has chosen its scale."""
         c = self.curves(alpha, n_trajectories, seed)
-        return (self.lams[int(np.argmin(c["gae"]["mse"]))],
-                self.n_values[int(np.argmin(c["n_step"]["mse"]))])
+        return (self.lams[int(np.argmin(c["gae"]["scale_optimal_mse"]))],
+                self.n_values[int(np.argmin(c["n_step"]["scale_optimal_mse"]))])
 
     def _readout(self, stats: LambdaStats) -> str:
         a, N = stats.alpha, stats.n_trajectories
@@ -243,26 +254,26 @@ class LambdaLab:
         rows = [(f"GAE lam = {stats.lam:g}", stats.gae, stats.gae_bias2),
                 (f"n-step n = {'inf' if stats.n is None else stats.n}", stats.n_step,
                  stats.n_step_bias2)]
-        head = (f"{'weight':<22}{'|bias|^2 exact':>15}{'variance':>22}{'MSE':>22}"
-                f"{'|bias| measured / noise':>25}")
+        head = (f"{'weight':<20}{'|bias|^2 exact':>15}{'variance':>20}{'MSE':>20}"
+                f"{'scale-optimal MSE':>20}{'cosine with grad J':>20}")
         lines = [f"V_alpha = (1 - {a:g}) V^pi + {a:g} V_wrong: RMS error to V^pi {err:.3g} "
                  f"(visit-weighted; V_wrong's: "
                  f"{value_error(self.v_wrong, self.v_exact, self.visits):.3g})",
                  f"N = {N} trajectories per estimate, {stats.gae.n_repeats} estimates from one "
                  f"pool of {self.pool} (seed {stats.seed});  |grad J|^2 = "
-                 f"{np.sum(self.exact ** 2):.4g}", "", head, "-" * len(head)]
+                 f"{self.zero_mse:.4g} (the zero estimator's MSE)", "", head, "-" * len(head)]
         for label, s, b2 in rows:
-            ratio = s.bias_norm / max(s.noise_floor, 1e-300)
-            lines.append(f"{label:<22}{b2:>15.4g}{plus_minus(s.variance, s.variance_se):>22}"
-                         f"{plus_minus(s.mse, s.mse_se):>22}{ratio:>25.1f}")
+            lines.append(f"{label:<20}{b2:>15.4g}{plus_minus(s.variance, s.variance_se):>20}"
+                         f"{plus_minus(s.mse, s.mse_se):>20}"
+                         f"{plus_minus(s.scale_optimal_mse, s.scale_optimal_mse_se):>20}"
+                         f"{plus_minus(s.cosine, s.cosine_se):>20}")
         best_lam, best_n = self.best(a, N, stats.seed)
         stats_all = self._all_stats(a, N, stats.seed)
         lo_gae, lo_n = stats_all["gae", best_lam], stats_all["n_step", best_n]
-        lines += ["", f"lowest MSE at N = {N}: GAE at lam = {best_lam:g} "
-                      f"({plus_minus(lo_gae.mse, lo_gae.mse_se)}), n-step at n = "
-                      f"{'inf' if best_n is None else best_n} "
-                      f"({plus_minus(lo_n.mse, lo_n.mse_se)})",
-                  "(|bias| measured / noise about 1 or less: no bias visible in this pool)"]
+        lines += ["", f"lowest scale-optimal MSE at N = {N}: GAE at lam = {best_lam:g} "
+                      f"({plus_minus(lo_gae.scale_optimal_mse, lo_gae.scale_optimal_mse_se)}), "
+                      f"n-step at n = {'inf' if best_n is None else best_n} "
+                      f"({plus_minus(lo_n.scale_optimal_mse, lo_n.scale_optimal_mse_se)})"]
         return "\n".join(lines)
 
     def readout(self, alpha: float, lam: float, n: int | str | None, n_trajectories: int,
@@ -280,10 +291,12 @@ class LambdaLab:
             self._plot = self._make_plot()
         c = self.curves(alpha, n_trajectories, seed)
         current = {"gae": self.lams.index(stats.lam), "n_step": self.n_values.index(stats.n)}
-        best = {k: int(np.argmin(c[k]["mse"])) for k in c}
-        titles = {"gae": f"lam = {stats.lam:g}: MSE {stats.gae.mse:.3g}",
-                  "n_step": f"n = {'inf' if stats.n is None else stats.n}: MSE "
-                            f"{stats.n_step.mse:.3g}   (alpha = {stats.alpha:g}, N = "
+        best = {k: int(np.argmin(c[k]["scale_optimal_mse"])) for k in c}
+        titles = {"gae": f"lam = {stats.lam:g}: scale-optimal MSE "
+                         f"{stats.gae.scale_optimal_mse:.3g}, cosine {stats.gae.cosine:.2f}",
+                  "n_step": f"n = {'inf' if stats.n is None else stats.n}: scale-optimal MSE "
+                            f"{stats.n_step.scale_optimal_mse:.3g}, cosine "
+                            f"{stats.n_step.cosine:.2f}   (alpha = {stats.alpha:g}, N = "
                             f"{stats.n_trajectories})"}
         return self._plot.draw(c, current, best, titles), self._readout(stats)
 
@@ -293,7 +306,7 @@ class LambdaLab:
         top = max(s.mse + 2 * s.mse_se for e in ends for s in e.values())
         low = variance[variance > 0].min() / self.n_trajectories_values[-1] / 3.0
         return LambdaPlot(self.lams, ["inf" if n is None else str(n) for n in self.n_values],
-                          (low, top * 2.0))
+                          (low, top * 2.0), self.zero_mse)
 
     def widget(self, alpha: float = 1.0, lam: float = 0.9, n: int | str | None = 5,
                n_trajectories: int = 10, seed: int = 0) -> W.VBox:
@@ -329,19 +342,20 @@ def _increasing(name: str, values: Sequence, real: bool = False) -> tuple:
 class LambdaPlot(BlittedFigure):
     """The lab's figure: two panels on one log y axis, GAE over a grid of lam (left) and the
     n-step advantage over a grid of n (right), x = the grid's index labelled with its value. In
-    each: |bias|^2 (exact, red), the variance of one estimate (measured, blue) and the MSE
-    (measured, black), variance and MSE with bars of +- one standard error; the current setting
-    a vertical line, the lowest MSE a star (the MSE drawn thick, the variance thin on top: where
-    the bias is 0 they coincide). Values below the axis (a zero bias) sit on its floor.
+    each: |bias|^2 (exact, red), the variance of one estimate (measured, blue), the MSE (measured,
+    black) and the scale-optimal MSE (measured, green, thick: the criterion), with bars of +- one
+    standard error; the zero estimator's MSE a grey dashed line; the current setting a vertical
+    line, the lowest scale-optimal MSE a star. Values below the axis (a zero bias) sit on its
+    floor.
 
     lams: (L,) the lam grid; n_labels: (K,) the labels of the n grid ("1", ..., "inf");
-    y_range: (lowest, highest) value to show, which fixes the y axis.
+    y_range: (lowest, highest) value to show, which fixes the y axis; zero_mse: |grad J|^2.
     """
 
     KEYS = ("gae", "n_step")
 
     def __init__(self, lams: Sequence[float], n_labels: Sequence[str],
-                 y_range: tuple[float, float]) -> None:
+                 y_range: tuple[float, float], zero_mse: float) -> None:
         lo, hi = float(y_range[0]), float(y_range[1])
         if not 0 < lo < hi:
             raise ValueError(f"y_range: expected 0 < lowest < highest, got {y_range!r}")
@@ -356,19 +370,23 @@ class LambdaPlot(BlittedFigure):
             x = self.x[key] = np.arange(len(labels))
             ax.set_xticks(x, labels, fontsize=8)
             ax.set(xlim=(-0.4, len(x) - 0.6), xlabel=xlabel, yscale="log", ylim=(lo, hi))
+            ax.axhline(zero_mse, color="0.5", ls="--", lw=1.2, label="zero estimator: |grad J|^2")
             art = self.art[key] = {}
             (art["bias2"],) = ax.plot([], [], "-", color="tab:red", lw=1.8,
                                       label="|bias|^2 (exact; 0 sits on the floor)",
                                       animated=True)
-            (art["mse"],) = ax.plot([], [], "s-", ms=5, color="k", lw=2.4,
+            (art["mse"],) = ax.plot([], [], "s-", ms=3, color="k", lw=1.0,
                                     label="MSE = |bias|^2 + variance", animated=True)
+            (art["scaled"],) = ax.plot([], [], "D-", ms=5, color="tab:green", lw=2.4,
+                                       label="scale-optimal MSE", animated=True)
             (art["variance"],) = ax.plot([], [], "o-", ms=3, color="tab:blue", lw=1.1,
                                          label="variance", animated=True)
-            for name, color in (("variance_bars", "tab:blue"), ("mse_bars", "k")):
+            for name, color in (("variance_bars", "tab:blue"), ("mse_bars", "k"),
+                                ("scaled_bars", "tab:green")):
                 art[name] = LineCollection([], colors=color, lw=1.0, animated=True)
                 ax.add_collection(art[name])
             (art["best"],) = ax.plot([], [], "*", ms=13, color="gold", mec="k",
-                                     label="lowest MSE", animated=True)
+                                     label="lowest scale-optimal MSE", animated=True)
             art["now"] = ax.axvline(0, color="tab:red", ls=":", lw=1.2, animated=True)
             art["title"] = ax.text(0.02, 0.97, "", transform=ax.transAxes, fontsize=8,
                                    va="top", animated=True)
@@ -383,19 +401,24 @@ class LambdaPlot(BlittedFigure):
 
     def artists(self, curves: dict, current: dict, best: dict, titles: dict):
         """Each argument is keyed by "gae" and "n_step": curves -> {"bias2", "variance",
-        "variance_se", "mse", "mse_se"}, each an array over its grid; current, best -> an index
-        into the grid; titles -> a line of text."""
+        "variance_se", "mse", "mse_se", "scale_optimal_mse", "scale_optimal_mse_se"}, each an
+        array over its grid; current, best -> an index into the grid; titles -> a line of
+        text."""
         for key in self.KEYS:
             art, c, x = self.art[key], curves[key], self.x[key]
             for name in ("bias2", "variance", "mse"):
                 art[name].set_data(x, np.maximum(c[name], self.floor))
+            scaled = c["scale_optimal_mse"]
+            art["scaled"].set_data(x, np.maximum(scaled, self.floor))
             art["variance_bars"].set_segments(self._bars(x, c["variance"], c["variance_se"]))
             art["mse_bars"].set_segments(self._bars(x, c["mse"], c["mse_se"]))
-            art["best"].set_data([x[best[key]]], [max(c["mse"][best[key]], self.floor)])
+            art["scaled_bars"].set_segments(self._bars(x, scaled, c["scale_optimal_mse_se"]))
+            art["best"].set_data([x[best[key]]], [max(scaled[best[key]], self.floor)])
             art["now"].set_xdata([current[key]] * 2)
             art["title"].set_text(titles[key])
             yield from (art[name] for name in ("now", "bias2", "mse_bars", "mse",
-                                               "variance_bars", "variance", "best", "title"))
+                                               "variance_bars", "variance", "scaled_bars",
+                                               "scaled", "best", "title"))
 
 
 def notebook09_lab() -> LambdaLab:
