@@ -17,9 +17,11 @@ import numpy as np
 from _common import report
 from acteach.labs import (CriticBiasLab, CriticLab, DiscountLab, LambdaLab, ParallelLab, QLab,
                           VarianceLab)
+from acteach.labs.batch_ac import CriticFitLab, notebook06_lab
 from acteach.labs.critic import notebook04_bias_lab, notebook04_lab
 from acteach.labs.discount import notebook05_lab
 from acteach.labs.gae import notebook09_lab
+from acteach.labs.off_policy import BUFFERS, OffPolicyLab, notebook08_lab
 from acteach.labs.parallel import notebook07_lab
 from acteach.labs.q import notebook02_lab
 from acteach.labs.variance import notebook01_lab, notebook03_lab
@@ -89,6 +91,23 @@ def parallel_moves(lab: ParallelLab) -> Moves:
             "T steps": [draw(4, t) for _ in range(3) for t in lab.n_steps]}
 
 
+def critic_fit_moves(lab: CriticFitLab) -> Moves:
+    draw = lambda k, n: lambda: lab.render(k, n)                          # noqa: E731
+    return {"first display": [draw(4, 10)],
+            "sweeps k": [draw(k, 10) for _ in range(2) for k in lab.sweeps],
+            "N": [draw(4, n) for _ in range(3) for n in lab.n_trajectories_values]}
+
+
+def off_policy_moves(lab: OffPolicyLab) -> Moves:
+    """Every setting is measured when the lab is built; moves only redraw."""
+    draw = lambda k, b, w: lambda: lab.render(k, b, w)                  # noqa: E731
+    return {"first display": [draw(20, BUFFERS[0], "discounted")],
+            "age k": [draw(k, BUFFERS[0], "discounted") for _ in range(2) for k in lab.ages],
+            "buffer": [draw(20, b, "discounted") for _ in range(3) for b in BUFFERS],
+            "states": [draw(20, BUFFERS[0], w) for _ in range(3)
+                       for w in ("discounted", "uniform")]}
+
+
 #: Each notebook's lab: (its constructor, the slider moves to time). Construction is part of
 #: the first display, except notebook 07's, whose training main() times on a row of its own.
 LABS: dict[str, tuple[Callable[[], object], Callable[[object], Moves]]] = {
@@ -98,7 +117,9 @@ LABS: dict[str, tuple[Callable[[], object], Callable[[object], Moves]]] = {
     "04 fitting V": (notebook04_lab, critic_moves),
     "04 critic bias": (notebook04_bias_lab, blend_moves),
     "05 discount": (notebook05_lab, discount_moves),
+    "06 critic fit": (notebook06_lab, critic_fit_moves),
     "07 online and parallel": (notebook07_lab, parallel_moves),
+    "08 buffer age": (notebook08_lab, off_policy_moves),
     "09 n-step and GAE": (notebook09_lab, lambda_moves),
 }
 

@@ -17,6 +17,10 @@ from acteach.discount import expected_gradient, undiscounted_gradient, with_gamm
 from acteach.estimators import estimates_from_batch, gradient_statistics, summarize
 from acteach.labs import (CriticBiasLab, CriticLab, DiscountLab, LambdaLab, ParallelLab, QLab,
                           VarianceLab)
+from acteach.labs.batch_ac import CriticFitLab
+from acteach.labs.off_policy import BUFFERS, OffPolicyLab
+from acteach.off_policy import learning_path, off_policy_report
+from acteach.parallel import grid_run, grid_steps
 from acteach.tabular import (chain_mdp, exact_values, gridworld_mdp, random_mdp,
                              sample_trajectories)
 
@@ -24,6 +28,8 @@ CHAIN = chain_mdp()                                   # 5 states, slip 0.1, epis
 LOGITS = np.tile([0.0, 1.0], (CHAIN.n_states, 1))    # prefers right
 V_WRONG = np.zeros(CHAIN.n_states)                    # a critic that has learned nothing
 PNG = b"\x89PNG\r\n\x1a\n"
+RANDOM = random_mdp(np.random.default_rng(11), n_states=5, n_actions=3, gamma=0.9)
+OFF_POLICY_PATH = learning_path(RANDOM, np.random.default_rng(0).normal(size=(5, 3)), 5, 0.3)
 
 
 def _history(n_envs: int, n_steps: int) -> A2CHistory:
@@ -37,6 +43,15 @@ def _history(n_envs: int, n_steps: int) -> A2CHistory:
                       seconds=float(steps[-1] / 500.0))
 
 
+GRID_STEPS = grid_steps(400, 8)
+
+
+def _grid_runs(keys, seeds=(0, 1)) -> list:
+    """Made-up runs of the N x T grid (ParallelLab), two seeds per cell."""
+    return [grid_run(_history(n, t + 10 * seed), n, t, seed, GRID_STEPS, window=2)
+            for n, t in keys for seed in seeds]
+
+
 BUILD: dict[str, Callable[[], object]] = {
     "variance": lambda: VarianceLab(CHAIN, LOGITS, ["reinforce", ("rtg", "reward_to_go")],
                                     pool=4000),
@@ -47,9 +62,11 @@ BUILD: dict[str, Callable[[], object]] = {
                                          n_trajectories_values=(1, 10), pool=2000),
     "discount": lambda: DiscountLab(CHAIN, LOGITS, gammas=(0.5, 0.9, 1.0),
                                     n_trajectories_values=(1, 10), pool=2000),
-    "parallel": lambda: ParallelLab({key: _history(*key) for key in
-                                     ((1, 1), (1, 4), (4, 1), (4, 4))}, window=2),
+    "parallel": lambda: ParallelLab(_grid_runs(((1, 1), (1, 4), (4, 1), (4, 4))), GRID_STEPS),
     "gae": lambda: LambdaLab(CHAIN, LOGITS, V_WRONG, pool=3000),
+    "critic_fit": lambda: CriticFitLab(CHAIN, LOGITS, sweeps=(0, 2, 8, 32),
+                                       n_trajectories_values=(1, 10), pool=2000),
+    "off_policy": lambda: OffPolicyLab(RANDOM, OFF_POLICY_PATH, ages=(0, 2, 5)),
 }
 
 
@@ -100,7 +117,7 @@ CASES = {
                      {"n_envs": 1, "n_steps": 4}, [((0, 0), 4, "N = 4 envs x T = 4")],
                      [((2, 2), "n_envs, n_steps")]),
     "gae": Case((1.0, 0.9, 5, 10), (1.0, 0.5, 5, 10),
-                ("GAE lam = 0.9", "n-step n = 5", "lowest MSE"),
+                ("GAE lam = 0.9", "n-step n = 5", "lowest scale-optimal MSE"),
                 {"alpha": 1.0, "lam": 0.9, "n": "inf", "n_trajectories": 10},
                 [((1, 0), 0.5, "GAE lam = 0.5"), ((1, 1), 3, "n-step n = 3"),
                  ((0, 0), 0.0, "(1 - 0) V^pi")],
@@ -111,6 +128,16 @@ CASES = {
                  ((0.5, 0.9, 0, 10), "n"), ((0.5, 0.9, 5, 7), "n_trajectories"),
                  ((0.5, 0.9, 5, 0), "n_trajectories"), ((0.5, 0.9, 5, 10, -1), "seed"),
                  ((0.5, 0.9, 5, 10, 1.5), "seed")]),
+    "critic_fit": Case((2, 10), (8, 10), ("k = 2 sweeps", "TD advantage", "reward-to-go"),
+                       {"sweeps": 2, "n_trajectories": 10},
+                       [((0, 0), 8, "k = 8"), ((0, 1), 1, "N = 1")],
+                       [((3, 10), "sweeps"), ((2, 3), "n_trajectories"), ((2, 10, -1), "seed")]),
+    "off_policy": Case((2,), (5, BUFFERS[1], "uniform"),
+                       ("age k = 2", "naive", "corrected", "error at the best scale"),
+                       {"age": 2}, [((0, 0), 5, "age k = 5"), ((0, 1), BUFFERS[1], BUFFERS[1]),
+                                    ((1, 0), "uniform", "states weighted: uniform")],
+                       [((3,), "age"), ((2, "fifo"), "buffer"),
+                        ((2, BUFFERS[0], "gamma"), "weighting")]),
 }
 
 
@@ -177,8 +204,8 @@ def test_bad_settings_name_the_argument(name, settings, argument):
     (lambda: DiscountLab(random_mdp(np.random.default_rng(3), n_states=5, n_actions=2,
                                     gamma=0.9), np.zeros((5, 2)), pool=200,
                          n_trajectories_values=(1,)), "mdp"),
-    (lambda: ParallelLab({}), "histories"),
-    (lambda: ParallelLab({(1, 1): _history(1, 1)}, window=0), "window"),
+    (lambda: ParallelLab([], GRID_STEPS), "runs"),
+    (lambda: ParallelLab(_grid_runs([(1, 1)]), GRID_STEPS[:3]), "at_steps"),
     (lambda: LambdaLab(CHAIN, LOGITS, np.zeros(3)), "v_wrong"),
     (lambda: LambdaLab(CHAIN, LOGITS, np.full(CHAIN.n_states, np.nan)), "v_wrong"),
     (lambda: LambdaLab(CHAIN, LOGITS, lams=(0.0, 1.5)), "lams"),
@@ -187,6 +214,13 @@ def test_bad_settings_name_the_argument(name, settings, argument):
     (lambda: LambdaLab(CHAIN, LOGITS, n_values=(1, None, "inf")), "n_values"),
     (lambda: LambdaLab(CHAIN, LOGITS, pool=100), "pool"),
     (lambda: LambdaLab(chain_mdp(horizon=10), LOGITS), "mdp"),
+    (lambda: CriticFitLab(chain_mdp(horizon=10), LOGITS), "mdp"),
+    (lambda: CriticFitLab(CHAIN, LOGITS, sweeps=(-1, 2)), "sweeps"),
+    (lambda: CriticFitLab(CHAIN, LOGITS, pool=10), "pool"),
+    (lambda: OffPolicyLab(RANDOM, OFF_POLICY_PATH, ages=(0, 6)), "ages"),
+    (lambda: OffPolicyLab(RANDOM, OFF_POLICY_PATH, ages=(2, 1)), "ages"),
+    (lambda: OffPolicyLab(RANDOM, []), "path"),
+    (lambda: OffPolicyLab(gridworld_mdp(), [np.zeros((gridworld_mdp().n_states, 4))]), "mdp"),
 ])
 def test_bad_construction_names_the_argument(build, argument):
     with pytest.raises(ValueError, match=f"^{argument}:"):
@@ -214,6 +248,23 @@ def test_variance_lab_agrees_with_gradient_statistics():
 def test_variance_lab_larger_n_lowers_the_variance():
     v1, v20 = (lab("variance").update(n, 0)[0].variance for n in (1, 20))
     assert v20 < v1 / 5
+
+
+def test_estimate_plot_marks_each_mean_and_keeps_title_and_legend_off_the_panels():
+    # Issue 16: a mean marker per histogram (a skewed histogram is not a bias); the title and
+    # the legend sit above both panels, so neither covers the scatter or the other.
+    from acteach.labs.variance import EstimatePlot
+    stats = lab("variance").update(10, 0)
+    plot = EstimatePlot([s.method for s in stats], stats)
+    plot.draw(stats, "a title")
+    for s in stats:
+        projected = s.estimates.reshape(s.n_repeats, -1) @ plot.unit
+        assert plot.means[s.method].get_xdata()[0] == pytest.approx(projected.mean())
+    renderer = plot.canvas.get_renderer()
+    top = max(ax.get_window_extent(renderer).y1 for ax in plot.axes)
+    legend = plot.fig.legends[0].get_window_extent(renderer)
+    title = plot.title.get_window_extent(renderer)
+    assert top <= legend.y0 and legend.y1 <= title.y0
 
 
 def test_variance_lab_batch_dependent_estimators_use_the_pool():
@@ -314,7 +365,9 @@ def test_critic_bias_lab_bias_grows_with_alpha():
                                                         rel=0.1)
     assert exact.advantage_td.variance < exact.reward_to_go.variance
     curves = bias_lab.curves(10)
-    assert curves["mse"].shape == (len(bias_lab.ALPHAS),) and curves["rtg_mse"].shape == ()
+    assert curves["scale_optimal_mse"].shape == (len(bias_lab.ALPHAS),)
+    assert curves["rtg_scale_optimal_mse"] < curves["zero_mse"] == pytest.approx(
+        np.sum(bias_lab.exact ** 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,14 +401,16 @@ def test_discount_lab_variance_falls_with_gamma_and_n():
 # ParallelLab (notebook 07)
 # ---------------------------------------------------------------------------------------------
 
-def test_parallel_lab_summarises_each_run():
+def test_parallel_lab_summarises_each_cell_over_its_seeds():
     p = lab("parallel")
-    history = p.histories[4, 1]
+    runs = p.cells[4, 1]
     summary = p.update(4, 1)
-    assert summary.env_steps == history.env_steps
-    assert summary.updates == len(history.losses["actor_loss"])
-    assert summary.final_return == pytest.approx(np.mean(history.episode_returns[-2:]))
-    assert p.table().count("\n") == 4
+    finals = [np.mean(_history(4, 1 + 10 * seed).episode_returns[-2:]) for seed in (0, 1)]
+    assert summary.seeds == 2 and summary.final_return[0] == pytest.approx(np.mean(finals))
+    assert summary.final_return[1] == pytest.approx(12.7062 * np.std(finals, ddof=1) / np.sqrt(2), rel=1e-5)
+    assert summary.updates == np.mean([r.updates for r in runs])
+    rows, columns = p.table()
+    assert len(rows) == 4 and len(columns) == len(rows[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,6 +493,18 @@ def test_lambda_lab_variance_grows_towards_monte_carlo_and_the_best_lam_moves():
     assert g.best(0.0, 10)[0] <= 0.5 and g.best(1.0, 100)[0] >= 0.8
 
 
+def test_lambda_lab_judges_by_scale_optimal_mse_against_the_zero_estimator():
+    # Raw MSE rewards shrinking toward 0: with V = 0 and N = 1 its best lam (0.25) has an MSE
+    # above the zero estimator's |grad J|^2; the scale-optimal MSE, which `best` uses, never is.
+    g = lab("gae")
+    assert np.isclose(g.zero_mse, np.sum(g.exact ** 2))
+    c = g.curves(1.0, 1)["gae"]
+    assert np.all(c["scale_optimal_mse"] <= g.zero_mse) and np.all(c["cosine"] > 0)
+    assert g.best(1.0, 1)[0] == g.lams[int(np.argmin(c["scale_optimal_mse"]))]
+    raw_best = int(np.argmin(c["mse"]))
+    assert c["mse"][raw_best] > g.zero_mse and g.best(1.0, 1)[0] > g.lams[raw_best]
+
+
 def test_a_redraw_error_shows_in_the_lab_and_the_slider_goes_back():
     """An error while redrawing lands in the lab's own readout (not JupyterLab's log console),
     and the slider returns to the value the (unchanged) plot shows."""
@@ -461,6 +528,69 @@ def test_a_redraw_error_shows_in_the_lab_and_the_slider_goes_back():
 
 
 def test_a_run_that_finished_no_episode_still_draws():
-    lab = ParallelLab({(1, 1): A2CHistory(env_steps=10), (2, 1): _history(2, 1)})
+    lab = ParallelLab([grid_run(A2CHistory(env_steps=10), 1, 1, 0, GRID_STEPS),
+                       *_grid_runs([(2, 1)])], GRID_STEPS)
     png, text = lab.render(1, 1)
     assert png[:8] == PNG and isinstance(text, str)
+
+
+# ---------------------------------------------------------------------------------------------
+# CriticFitLab (notebook 06)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["baseline_v", "advantage_td"])
+def test_critic_fit_lab_contracts_to_what_estimates_from_batch_computes(method):
+    g = lab("critic_fit")
+    fit = g.update(2, 10)
+    batch = sample_trajectories(CHAIN, LOGITS, g.pool, np.random.default_rng(0))
+    direct, _ = estimates_from_batch(CHAIN, LOGITS, batch, method, 10, value=g.values[2])
+    np.testing.assert_allclose(fit.stats[method].estimates, direct, atol=1e-9)
+
+
+def test_critic_fit_lab_critic_reaches_v_pi_and_the_td_bias_vanishes_there():
+    g = lab("critic_fit")
+    exact_v = exact_values(CHAIN, LOGITS).V
+    np.testing.assert_allclose(g.td_expectation(exact_v), g.exact, atol=1e-10)
+    errors = [g.update(k, 10).value_error for k in g.sweeps]
+    biases = [g.update(k, 10).bias["advantage_td"] for k in g.sweeps]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.1 * errors[0]
+    assert biases[-1] < 0.05 * biases[0]
+
+
+def test_critic_fit_lab_exact_td_expectation_matches_the_pool_mean():
+    fit = lab("critic_fit").update(2, 1)
+    stats = fit.stats["advantage_td"]
+    expected = lab("critic_fit").td_expectation(fit.value)
+    assert np.all(np.abs(stats.mean - expected) <= 5 * stats.bias_se + 1e-12)
+    assert fit.bias["advantage_td"] > 5 * stats.noise_floor       # a biased critic at k = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# OffPolicyLab (notebook 08)
+# ---------------------------------------------------------------------------------------------
+
+def test_off_policy_lab_reports_are_off_policy_report_of_the_path():
+    """update(k, buffer, weighting) is off_policy_report with the policy k updates old (or the
+    last k + 1 stacked) as the behaviour, the path's end as pi."""
+    the_lab = lab("off_policy")
+    expected = off_policy_report(RANDOM, OFF_POLICY_PATH[-1], OFF_POLICY_PATH[-3])
+    assert the_lab.update(2) == expected
+    mixed = off_policy_report(RANDOM, OFF_POLICY_PATH[-1], np.stack(OFF_POLICY_PATH[-3:]),
+                              "uniform")
+    assert the_lab.update(2, BUFFERS[1], "uniform") == mixed
+
+
+def test_off_policy_lab_fresh_data_is_exact_only_with_discounted_states_and_age_hurts_naive_more():
+    """Age 0, discounted: both gradients exact (error < 1e-9). Age 0, uniform: both equal and
+    off (asserted > 0.01). At ages 2 and 5, one old policy, discounted: the naive error exceeds
+    the corrected one and grows with the age."""
+    the_lab = lab("off_policy")
+    fresh = the_lab.update(0)
+    assert fresh.naive_scale_optimal_error < 1e-9 and fresh.corrected_scale_optimal_error < 1e-9
+    uniform = the_lab.update(0, BUFFERS[0], "uniform")
+    assert uniform.corrected_scale_optimal_error > 0.01
+    assert uniform.naive_scale_optimal_error == pytest.approx(
+        uniform.corrected_scale_optimal_error, abs=1e-9)
+    old = [the_lab.update(k) for k in (2, 5)]
+    assert all(r.naive_scale_optimal_error > r.corrected_scale_optimal_error for r in old)
+    assert old[1].naive_scale_optimal_error > old[0].naive_scale_optimal_error

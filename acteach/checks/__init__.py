@@ -16,30 +16,32 @@ from acteach.checks import (nb01_reward_to_go, nb02_use_q, nb03_baselines, nb04_
                             nb08_off_policy, nb09_beyond_the_lecture)
 from acteach.checks._core import Checker, CheckFailed, ExerciseNotImplemented
 from acteach.checks.nb01_reward_to_go import check_policy_gradient_surrogate, check_reward_to_go
-from acteach.checks.nb02_use_q import check_q_from_rollouts
-from acteach.checks.nb03_baselines import check_advantage_weights, check_loo_baseline
+from acteach.checks.nb02_use_q import check_q_from_v
+from acteach.checks.nb03_baselines import check_expected_baseline_term, check_loo_baseline
 from acteach.checks.nb04_fitting_v import check_critic_loss
-from acteach.checks.nb05_discount import check_discounted_td_advantage
+from acteach.checks.nb05_discount import check_discounted_weights
 from acteach.checks.nb06_batch_actor_critic import check_actor_critic_losses
-from acteach.checks.nb07_online_parallel import check_valid_steps
-from acteach.checks.nb08_off_policy import check_q_target
+from acteach.checks.nb07_online_parallel import check_a2c_update, check_a2c_update_learns
+from acteach.checks.nb08_off_policy import (check_actor_loss, check_actor_loss_learns,
+                                            check_q_target)
 from acteach.checks.nb09_beyond_the_lecture import check_gae
 
 #: Every checker by the name of the exercise's function, in course order.
 CHECKERS: dict[str, Checker] = {c.name: c for c in (
     nb01_reward_to_go.REWARD_TO_GO, nb01_reward_to_go.POLICY_GRADIENT_SURROGATE,
-    nb02_use_q.Q_FROM_ROLLOUTS,
-    nb03_baselines.LOO_BASELINE, nb03_baselines.ADVANTAGE_WEIGHTS,
+    nb02_use_q.Q_FROM_V,
+    nb03_baselines.EXPECTED_BASELINE_TERM, nb03_baselines.LOO_BASELINE,
     nb04_fitting_v.CRITIC_LOSS,
-    nb05_discount.DISCOUNTED_TD_ADVANTAGE,
+    nb05_discount.DISCOUNTED_WEIGHTS,
     nb06_batch_actor_critic.ACTOR_CRITIC_LOSSES,
-    nb07_online_parallel.VALID_STEPS,
-    nb08_off_policy.Q_TARGET,
+    nb07_online_parallel.A2C_UPDATE,
+    nb08_off_policy.Q_TARGET, nb08_off_policy.ACTOR_LOSS,
     nb09_beyond_the_lecture.GAE,
 )}
 
 __all__ = ["CHECKERS", "CheckFailed", "Checker", "ExerciseNotImplemented",
-           "check_actor_critic_losses", "check_advantage_weights", "check_critic_loss",
-           "check_discounted_td_advantage", "check_gae", "check_loo_baseline",
-           "check_policy_gradient_surrogate", "check_q_from_rollouts", "check_q_target",
-           "check_reward_to_go", "check_valid_steps"]
+           "check_actor_critic_losses", "check_critic_loss", "check_expected_baseline_term",
+           "check_discounted_weights", "check_gae", "check_loo_baseline",
+           "check_policy_gradient_surrogate", "check_q_from_v", "check_q_target",
+           "check_reward_to_go", "check_a2c_update", "check_a2c_update_learns", "check_actor_loss",
+           "check_actor_loss_learns"]
