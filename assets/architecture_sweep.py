@@ -17,7 +17,6 @@ measurement), and the settings; prints a table, and last one JSON line with the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' shared table and machine record
-from _common import machine, report  # noqa: E402
+from _common import write_sweep  # noqa: E402
 
 COEFS = [0.5, 0.05, 0.005]   # value_coef of the shared trunk (0.5: SB3's and CleanRL's vf_coef)
 SEEDS = list(range(20))
@@ -68,8 +67,6 @@ def train_design(design: dict, seeds: list[int], budget: int, keep: int) -> dict
 
 
 def main() -> None:
-    from acteach.stats import mean_ci
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coefs", type=float, nargs="+", default=COEFS)
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
@@ -83,27 +80,12 @@ def main() -> None:
         results.append(train_design(design, args.seeds, args.budget, args.keep))
         print(f"{results[-1]['name']}: {results[-1]['seconds']} s", flush=True)
 
-    summary, rows = {}, []
-    for r in results:
-        mean, half = mean_ci(r["final"])
-        summary[r["name"]] = {"final_mean": round(float(mean), 1),
-                              "ci95_half_width": round(float(half), 1)}
-        rows.append([r["name"], f"{mean:.1f} ± {half:.1f}", min(r["final"]), max(r["final"]),
-                     r["seconds"]])
     config = {"env_id": "CartPole-v1", "budget": args.budget, "seeds": args.seeds,
               "coefs": args.coefs, "keep": args.keep, "window": WINDOW,
               "grid": grid(args.budget).tolist(),
               "note": "acteach.actor_critic.A2CConfig defaults otherwise"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"config": config, "machine": machine(), "designs": results,
-                                    "summary": summary}) + "\n")
-    report(f"A2C on CartPole-v1, {args.budget:,} steps: final return (last {WINDOW} episodes), "
-           f"mean ± 95% CI over {len(args.seeds)} seeds",
-           ["design", "final return", "min", "max", "seconds"], rows,
-           {"budget": args.budget, "seeds": args.seeds, "summary": summary,
-            "out": str(args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT)
-                       else args.out)})
-
+    write_sweep(args.out, config, "designs", results, "name",
+                f"A2C on CartPole-v1, {args.budget:,} steps", WINDOW)
 
 if __name__ == "__main__":
     main()

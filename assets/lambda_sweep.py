@@ -15,7 +15,6 @@ the settings; prints a table, and last one JSON line with the summary.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' shared table and machine record
-from _common import machine, report  # noqa: E402
+from _common import write_sweep  # noqa: E402
 
 LAMS = [0.0, 0.5, 0.9, 0.95, 1.0]
 SEEDS = list(range(10))
@@ -52,8 +51,6 @@ def train_lam(lam: float, seeds: list[int], budget: int) -> dict:
 
 
 def main() -> None:
-    from acteach.stats import mean_ci
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lams", type=float, nargs="+", default=LAMS)
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
@@ -65,27 +62,12 @@ def main() -> None:
         results.append(train_lam(lam, args.seeds, args.budget))
         print(f"lam {lam:g}: {results[-1]['seconds']} s", flush=True)
 
-    summary, rows = {}, []
-    for r in results:
-        mean, half = mean_ci(r["final"])
-        summary[f"{r['lam']:g}"] = {"final_mean": round(float(mean), 1),
-                                    "ci95_half_width": round(float(half), 1)}
-        rows.append([f"{r['lam']:g}", f"{mean:.1f} ± {half:.1f}", min(r["final"]),
-                     max(r["final"]), r["seconds"]])
     config = {"env_id": "CartPole-v1", "target": "gae", "budget": args.budget,
               "seeds": args.seeds, "lams": args.lams, "window": WINDOW,
               "grid": grid(args.budget).tolist(),
               "note": "acteach.actor_critic.A2CConfig defaults otherwise"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"config": config, "machine": machine(), "runs": results,
-                                    "summary": summary}) + "\n")
-    report(f"A2C on CartPole-v1, target gae, {args.budget:,} steps: final return (last {WINDOW} "
-           f"episodes), mean ± 95% CI over {len(args.seeds)} seeds",
-           ["lam", "final return", "min", "max", "seconds"], rows,
-           {"budget": args.budget, "seeds": args.seeds, "summary": summary,
-            "out": str(args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT)
-                       else args.out)})
-
+    write_sweep(args.out, config, "runs", results, "lam",
+                f"A2C on CartPole-v1, target gae, {args.budget:,} steps", WINDOW)
 
 if __name__ == "__main__":
     main()

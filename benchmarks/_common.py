@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -115,3 +116,29 @@ def run_sides(run_acteach, run_sb3, seeds: list[int], no_sb3: bool, row
     results = interleaved(runners, seeds,
                           lambda name, seed, r: print(*row(name, seed, r), flush=True))
     return results, load_start, load_average("end")
+
+
+def write_sweep(out: Path, config: dict, runs_key: str, runs: list[dict], label_key: str,
+                title: str, window: int) -> None:
+    """Write a learning sweep of assets/ (its config, the machine, the runs under runs_key and a
+    summary: each run's final return as mean and 95% CI half-width over its seeds, by the run's
+    label_key) to out, and report it as a table ending in one JSON line."""
+    from acteach.stats import mean_ci
+
+    summary, rows = {}, []
+    for r in runs:
+        label = r[label_key] if isinstance(r[label_key], str) else f"{r[label_key]:g}"
+        mean, half = mean_ci(r["final"])
+        summary[label] = {"final_mean": round(float(mean), 1),
+                          "ci95_half_width": round(float(half), 1)}
+        rows.append([label, f"{mean:.1f} ± {half:.1f}", min(r["final"]), max(r["final"]),
+                     r["seconds"]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"config": config, "machine": machine(), runs_key: runs,
+                               "summary": summary}) + "\n")
+    root = Path(__file__).resolve().parent.parent
+    report(f"{title}: final return (last {window} episodes), mean ± 95% CI over "
+           f"{len(config['seeds'])} seeds",
+           [label_key, "final return", "min", "max", "seconds"], rows,
+           {"budget": config["budget"], "seeds": config["seeds"], "summary": summary,
+            "out": str(out.relative_to(root) if out.is_relative_to(root) else out)})
