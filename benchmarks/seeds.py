@@ -3,11 +3,13 @@ a time, for A2C (`actor_critic.train_a2c_seeds` vs `train_a2c`) and for notebook
 actor-critic and REINFORCE (`batch_actor_critic.train_batch_actor_critic_seeds` vs
 `train_batch_actor_critic`, `train_reinforce_seeds` vs `train_reinforce`).
 
-    python benchmarks/seeds.py [--algorithms a2c batch_ac reinforce] [--seeds 0 1 ... 9]
-                               [--budget 300000] [--episodes-budget 20000]
+    python benchmarks/seeds.py [--algorithms a2c a2c_budget batch_ac reinforce]
+                               [--seeds 0 1 ... 9] [--budget 300000] [--episodes-budget 20000]
 
 A2C trains on CartPole-v1 until the mean return of the last 100 training episodes reaches 475
-(or --budget steps). Batch actor-critic and REINFORCE train notebook 06's config (N = 8 whole
+(or --budget steps); "a2c_budget" is the same A2C for a fixed 100,000 steps each, as the sweeps
+of notebooks 07 and 09 train (every seed does the same work, so the ratio is the cost of the
+batching itself, not of the batch waiting for a seed that needs more steps). Batch actor-critic and REINFORCE train notebook 06's config (N = 8 whole
 episodes per update, 10 critic epochs, the one-step target) for a fixed --episodes-budget of
 steps (20,000, the notebook's). Each seed stops on its own and leaves the batch; the batch's
 wall-clock is until its last seed stops. For each algorithm the single runs are interleaved
@@ -32,10 +34,12 @@ from _common import interleaved, load_average, report
 
 THRESHOLD, WINDOW = 475.0, 100
 BUDGET = 300_000             # A2C: steps at most, to the stop rule
+A2C_BUDGET = 100_000         # a2c_budget: steps, as the sweeps of notebooks 07 and 09 train
 EPISODES_BUDGET = 20_000     # batch actor-critic and REINFORCE: steps, as notebook 06 trains
 FINAL_EPISODES = 40          # their result: the mean return of the last 40 episodes
-ALGORITHMS = ("a2c", "batch_ac", "reinforce")
-TITLES = {"a2c": "A2C", "batch_ac": "batch actor-critic", "reinforce": "REINFORCE"}
+ALGORITHMS = ("a2c", "a2c_budget", "batch_ac", "reinforce")
+TITLES = {"a2c": "A2C", "a2c_budget": f"A2C, {A2C_BUDGET:,} steps", "batch_ac": "batch actor-critic",
+          "reinforce": "REINFORCE"}
 
 
 def _config(algorithm: str, seed: int = 0):
@@ -44,6 +48,8 @@ def _config(algorithm: str, seed: int = 0):
     if algorithm == "a2c":
         return A2CConfig(env_id="CartPole-v1", seed=seed, total_steps=BUDGET,
                          stop_return=THRESHOLD, stop_window=WINDOW)
+    if algorithm == "a2c_budget":
+        return A2CConfig(env_id="CartPole-v1", seed=seed, total_steps=A2C_BUDGET)
     return A2CConfig(env_id="CartPole-v1", seed=seed, n_episodes=8, total_steps=EPISODES_BUDGET,
                      lr_actor=1e-3, lr_critic=1e-2, critic_epochs=10, target="one_step",
                      gamma=0.99)
@@ -54,6 +60,7 @@ def _trainers(algorithm: str):
     from acteach import actor_critic, batch_actor_critic as bac
 
     return {"a2c": (actor_critic.train_a2c, actor_critic.train_a2c_seeds),
+            "a2c_budget": (actor_critic.train_a2c, actor_critic.train_a2c_seeds),
             "batch_ac": (bac.train_batch_actor_critic, bac.train_batch_actor_critic_seeds),
             "reinforce": (bac.train_reinforce, bac.train_reinforce_seeds)}[algorithm]
 
@@ -108,9 +115,9 @@ def measure(algorithm: str, seeds: list[int]) -> dict:
                "target": {"ratio_to_median_single": 2.0}}
     rows.append(["all", "", f"total {sum(single_seconds):.1f}, median {median:.1f}", "",
                  f"batch {batch['seconds']:.1f}"])
+    budget = A2C_BUDGET if algorithm == "a2c_budget" else EPISODES_BUDGET
     what = ("steps to the last-100 mean of 475" if algorithm == "a2c"
-            else f"mean return of the last {FINAL_EPISODES} episodes after "
-                 f"{EPISODES_BUDGET:,} steps")
+            else f"mean return of the last {FINAL_EPISODES} episodes after {budget:,} steps")
     report(f"{TITLES[algorithm]} on CartPole-v1, {len(seeds)} seeds: one at a time vs all at "
            f"once (ratio to the median single seed {summary['ratio_to_median_single']}, to the "
            f"slowest {summary['ratio_to_slowest_single']})",
