@@ -22,10 +22,10 @@ the two losses help or hinder each other there is a measurement:
 `gradient_interference` measures them at a frozen policy and critic over several rollouts (the
 spread over rollouts is the noise of one update). Shapes: T steps, N envs, P trunk parameters.
 
-Which design learns faster is a learning experiment over seeds: `learning_curve` and
-`final_return` read a training History (`stats.mean_ci` gives a mean over seeds with its
-confidence interval), and `network_weights` / `shared_networks` store trained shared networks
-compactly (assets/architecture_sweep.py saves them; notebook 09 measures their interference).
+Which design learns faster is a learning experiment over seeds (`History.learning_curve` and
+`final_return`, `stats.mean_ci` over seeds); `network_weights` / `shared_networks` store trained
+shared networks compactly (assets/architecture_sweep.py saves them; notebook 09 measures their
+interference).
 """
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ from acteach.actor_critic import A2CConfig, a2c_losses, rollout
 from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.sampling import Batch, make_envs
 from acteach.tabular import cosine, row_cosines
-from acteach.training import History
 
 
 def trunk_parameters(policy: torch.nn.Module, critic: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -127,26 +126,6 @@ def gradient_interference(policy: CategoricalPolicy, critic: ValueNet, config: A
 # ---------------------------------------------------------------------------------------------
 # Learning over seeds, and trained networks kept for the measurement
 # ---------------------------------------------------------------------------------------------
-
-def learning_curve(history: History, grid: np.ndarray, window: int = 20) -> np.ndarray:
-    """(G,) the mean return of the last `window` episodes finished by each environment step of
-    `grid` (NaN before the first episode ends): the curve a learning plot draws."""
-    check_positive_int("window", window)
-    ret = np.asarray(history.episode_returns, dtype=float)
-    ended = np.searchsorted(np.asarray(history.episode_steps), np.asarray(grid), side="right")
-    csum = np.concatenate([[0.0], np.cumsum(ret)])
-    lo = np.maximum(ended - window, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ended > 0, (csum[ended] - csum[lo]) / (ended - lo), np.nan)
-
-
-def final_return(history: History, window: int = 20) -> float:
-    """The mean return of the last `window` episodes of a run (the end of its learning curve)."""
-    check_positive_int("window", window)
-    if not history.episode_returns:
-        raise ValueError("history: no episode finished, so there is no final return")
-    return float(np.mean(history.episode_returns[-window:]))
-
 
 def network_weights(policy: CategoricalPolicy, critic: ValueNet) -> dict[str, str]:
     """A shared policy and critic as JSON-ready text: each tensor of the policy (trunk and

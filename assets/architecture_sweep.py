@@ -54,13 +54,13 @@ def train_design(design: dict, seeds: list[int], budget: int, keep: int) -> dict
     """Train one design on every seed (one computation); its curves, final returns and, for a
     shared trunk, the networks of the first `keep` seeds."""
     from acteach.actor_critic import A2CConfig, train_a2c_seeds
-    from acteach.architecture import final_return, learning_curve, network_weights
+    from acteach.architecture import network_weights
 
     histories = train_a2c_seeds(A2CConfig(total_steps=budget, **design), seeds)
     return {"name": design_name(design), **design,
-            "curves": [learning_curve(h, grid(budget), WINDOW).round(2).tolist()
+            "curves": [h.learning_curve(grid(budget), WINDOW).round(2).tolist()
                        for h in histories],
-            "final": [round(final_return(h, WINDOW), 2) for h in histories],
+            "final": [round(h.final_return(WINDOW), 2) for h in histories],
             "seconds": round(max(h.seconds for h in histories), 1),
             "networks": ([network_weights(h.policy, h.critic) for h in histories[:keep]]
                          if design["shared"] else [])}

@@ -40,13 +40,12 @@ def train_lam(lam: float, seeds: list[int], budget: int) -> dict:
     """Train A2C with target "gae" at lam on every seed (one computation); its curves and final
     returns."""
     from acteach.actor_critic import A2CConfig, train_a2c_seeds
-    from acteach.architecture import final_return, learning_curve
 
     histories = train_a2c_seeds(A2CConfig(target="gae", lam=lam, total_steps=budget), seeds)
     return {"lam": lam,
-            "curves": [learning_curve(h, grid(budget), WINDOW).round(2).tolist()
+            "curves": [h.learning_curve(grid(budget), WINDOW).round(2).tolist()
                        for h in histories],
-            "final": [round(final_return(h, WINDOW), 2) for h in histories],
+            "final": [round(h.final_return(WINDOW), 2) for h in histories],
             "seconds": round(max(h.seconds for h in histories), 1)}
 
 

@@ -11,15 +11,12 @@ from acteach.actor_critic import A2CConfig, a2c_update
 from acteach.architecture import (
     Interference,
     a2c_losses,
-    final_return,
     gradient_interference,
-    learning_curve,
     loss_gradients,
     network_weights,
     shared_networks,
     trunk_parameters,
 )
-from acteach.training import History
 from acteach.nets import CategoricalPolicy, ValueNet, shared_actor_critic
 from acteach.parallel import sample_record
 
@@ -144,21 +141,6 @@ def test_at_initialisation_the_critic_dominates_the_trunk():
     inter = gradient_interference(policy, critic, config, n_rollouts=16, seed=1)
     assert np.median(inter.critic_to_actor(0.5)) > 3
     assert np.median(inter.alignment(0.5)) < np.median(inter.alignment(0.05)) < 1
-
-
-def _history(returns, steps):
-    history = History()
-    history.episode_returns, history.episode_steps = list(returns), list(steps)
-    return history
-
-
-def test_learning_curve_is_the_running_mean_of_finished_episodes():
-    history = _history([10.0, 20.0, 30.0, 40.0], [10, 30, 60, 100])
-    curve = learning_curve(history, np.array([5, 10, 59, 60, 200]), window=2)
-    np.testing.assert_allclose(curve, [np.nan, 10.0, 15.0, 25.0, 35.0])
-    assert final_return(history, window=2) == 35.0 and final_return(history, window=20) == 25.0
-    with pytest.raises(ValueError, match="history: no episode finished"):
-        final_return(History())
 
 
 def test_network_weights_rebuild_the_same_shared_networks():

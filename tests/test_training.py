@@ -193,3 +193,18 @@ def test_single_threaded_restores_threads_and_rng_after_ctrl_c():
             raise KeyboardInterrupt
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def _history(returns, steps):
+    history = History()
+    history.episode_returns, history.episode_steps = list(returns), list(steps)
+    return history
+
+
+def test_learning_curve_is_the_running_mean_of_finished_episodes():
+    history = _history([10.0, 20.0, 30.0, 40.0], [10, 30, 60, 100])
+    curve = history.learning_curve(np.array([5, 10, 59, 60, 200]), window=2)
+    np.testing.assert_allclose(curve, [np.nan, 10.0, 15.0, 25.0, 35.0])
+    assert history.final_return(window=2) == 35.0 and history.final_return(window=20) == 25.0
+    with pytest.raises(ValueError, match="history: no episode finished"):
+        History().final_return()
