@@ -121,7 +121,7 @@ class VarianceLab:
 
     def readout(self, n_trajectories: int, seed: int = 0, labels: Sequence[str] | None = None
                 ) -> str:
-        """The numbers behind the plot: the setting, then a table of bias, variance and MSE."""
+        """The numbers behind the plot: the setting, then a table of bias, variance and cosine with grad J."""
         return self._readout(self.update(n_trajectories, seed, labels), seed)
 
     def render(self, n_trajectories: int, seed: int = 0, labels: Sequence[str] | None = None
