@@ -8,11 +8,13 @@ The lecture's batch actor-critic, one update per batch of whole episodes:
     4. grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) A_t
     5. theta <- one optimiser step on -J
 
-REINFORCE with reward-to-go runs on the same budget and sampling, with w_t the reward-to-go.
-Both read an `actor_critic.A2CConfig` and return an `actor_critic.A2CHistory`.
+REINFORCE with reward-to-go runs on the same budget and sampling, with w_t the reward-to-go;
+REINFORCE with a V baseline (`baseline=True`) first fits V_phi to the reward-to-go as in step 2
+(the "n_step" target), then takes w_t = reward-to-go_t - V_phi(s_t), detached.
+All read an `actor_critic.A2CConfig` and return an `actor_critic.A2CHistory`.
 
 Many seeds at once: `train_batch_actor_critic_seeds(config, seeds)` and
-`train_reinforce_seeds(config, seeds)` train one run per seed as one computation
+`train_reinforce_seeds(config, seeds, baseline=...)` train one run per seed as one computation
 (`acteach.stacked`: K networks as batched layers, `sampling.sample_episodes_seeds`), each run
 the one the single trainer would do with its seed, up to float rounding; the single trainers
 are their one-seed case. The same update functions serve both: with K seeds the batch is
@@ -83,19 +85,7 @@ def batch_actor_critic_update(policy: CategoricalPolicy, critic: ValueNet,
     K stacked seeds (a (T, K, N) batch): each loss is (K,), one per seed; backpropagating
     their sum gives each seed the gradient of its own loss, and the values are lists of K.
     """
-    args = (batch.obs, batch.rew, batch.next_obs, batch.terminated, batch.mask, config.gamma)
-    if config.target == "n_step":
-        y = monte_carlo_targets_of(critic, batch, config.gamma)
-    for _ in range(config.critic_epochs):                                     # 2. fit V_phi
-        if config.target == "one_step":
-            critic_loss = bootstrapped_critic_loss(critic, *args)
-        else:
-            critic_loss = monte_carlo_loss(critic, batch.obs, y, batch.mask)
-        opt_critic.zero_grad()
-        critic_loss.sum().backward()                  # K seeds: each gets its own loss's gradient
-        clip_gradients(opt_critic, config.max_grad_norm)
-        opt_critic.step()
-
+    fit_critic(critic, opt_critic, batch, config, config.target)              # 2. fit V_phi
     actor_loss, critic_loss = actor_critic_losses(                            # 3. and 4.
         policy, critic, batch.obs, batch.act, batch.rew, batch.next_obs, batch.terminated,
         batch.mask, config.gamma)
@@ -110,6 +100,27 @@ def batch_actor_critic_update(policy: CategoricalPolicy, critic: ValueNet,
     adv = torch.as_tensor(td_advantage_of(critic, batch, config.gamma))
     return {"actor_loss": actor_loss.tolist(), "critic_loss": critic_loss.tolist(),
             "entropy": entropy.tolist(), "adv_mean": seed_mean(adv, mask).tolist()}
+
+
+def fit_critic(critic: ValueNet, opt_critic: torch.optim.Optimizer, batch: Batch,
+               config: A2CConfig, target: str) -> torch.Tensor:
+    """Step 2, fit V_phi: config.critic_epochs full-batch steps on the target's squared error,
+    "one_step": (SG[r + gamma (1 - terminated) V(s')] - V(s))^2, y recomputed each step;
+    "n_step": (y - V(s))^2 with y the Monte Carlo target, the reward-to-go (bootstrapped only
+    where truncated), computed once. -> the last step's loss ((K,) for K stacked seeds)."""
+    args = (batch.obs, batch.rew, batch.next_obs, batch.terminated, batch.mask, config.gamma)
+    if target == "n_step":
+        y = monte_carlo_targets_of(critic, batch, config.gamma)
+    for _ in range(config.critic_epochs):
+        if target == "one_step":
+            critic_loss = bootstrapped_critic_loss(critic, *args)
+        else:
+            critic_loss = monte_carlo_loss(critic, batch.obs, y, batch.mask)
+        opt_critic.zero_grad()
+        critic_loss.sum().backward()                  # K seeds: each gets its own loss's gradient
+        clip_gradients(opt_critic, config.max_grad_norm)
+        opt_critic.step()
+    return critic_loss.detach()
 
 
 def td_advantage_of(critic: torch.nn.Module, batch: Batch, gamma: float) -> np.ndarray:
@@ -138,22 +149,30 @@ def reward_to_go_of(batch: Batch, gamma: float) -> np.ndarray:
 
 
 def reinforce_update(policy: CategoricalPolicy, opt_actor: torch.optim.Optimizer, batch: Batch,
-                     config: A2CConfig) -> dict[str, float]:
-    """REINFORCE with reward-to-go on N whole episodes: one step of theta on -surrogate with
-    w_t = sum_{t' >= t} gamma^(t'-t) r_t' (- ent_coef * mean entropy). K stacked seeds: as in
-    `batch_actor_critic_update`, one loss per seed."""
-    ret = reward_to_go_of(batch, config.gamma)                               # (T, N)
+                     config: A2CConfig, critic: ValueNet | None = None,
+                     opt_critic: torch.optim.Optimizer | None = None) -> dict[str, float]:
+    """REINFORCE on N whole episodes: one step of theta on -surrogate (- ent_coef * mean
+    entropy) with w_t = sum_{t' >= t} gamma^(t'-t) r_t', the reward-to-go.
+    With a critic, REINFORCE with a V baseline: first fit V_phi to the reward-to-go
+    (`fit_critic`, the "n_step" target, config.critic_epochs steps), then w_t = reward-to-go_t
+    - V_phi(s_t) with the fitted V_phi, detached: the same expected gradient, lower variance.
+    K stacked seeds: as in `batch_actor_critic_update`, one loss per seed."""
+    weight = torch.as_tensor(reward_to_go_of(batch, config.gamma))           # (T, N)
+    losses = {}
+    if critic is not None:
+        losses["critic_loss"] = fit_critic(critic, opt_critic, batch, config, "n_step").tolist()
+        weight = weight - torch.as_tensor(critic.predict(batch.obs))        # SG[G_t - V(s_t)]
     mask = torch.as_tensor(batch.mask)
     logp = policy.log_prob(batch.obs, batch.act)
-    actor_loss = -policy_gradient_surrogate(logp, torch.as_tensor(ret, dtype=logp.dtype), mask)
+    actor_loss = -policy_gradient_surrogate(logp, weight.to(logp.dtype), mask)
     with torch.set_grad_enabled(config.ent_coef > 0):       # without the bonus, only reported
         entropy = seed_mean(policy(batch.obs).entropy(), mask)
     opt_actor.zero_grad()
     (actor_loss - config.ent_coef * entropy).sum().backward()
     clip_gradients(opt_actor, config.max_grad_norm)
     opt_actor.step()
-    return {"actor_loss": actor_loss.tolist(), "entropy": entropy.tolist(),
-            "adv_mean": seed_mean(torch.as_tensor(ret), mask).tolist()}
+    return {"actor_loss": actor_loss.tolist(), **losses, "entropy": entropy.tolist(),
+            "adv_mean": seed_mean(weight, mask).tolist()}
 
 
 def _record_batch(history: A2CHistory, rew: np.ndarray, mask: np.ndarray, seconds: float
@@ -167,7 +186,7 @@ def _record_batch(history: A2CHistory, rew: np.ndarray, mask: np.ndarray, second
 
 def _check_batch_config(config: A2CConfig, seeds: Sequence[int], algorithm: str
                         ) -> tuple[int, int]:
-    """The checks of both trainers; -> (obs_dim, n_actions) of the env."""
+    """The checks of the trainers; -> (obs_dim, n_actions) of the env."""
     config.validate()
     for name, ok in (("target", config.target != "gae"), ("shared", not config.shared)):
         if not ok:
@@ -184,15 +203,17 @@ def _check_batch_config(config: A2CConfig, seeds: Sequence[int], algorithm: str
     return obs_dim, n_actions
 
 
-def _train_episodes(config: A2CConfig, seeds: Sequence[int], with_critic: bool,
+def _train_episodes(config: A2CConfig, seeds: Sequence[int], algorithm: str,
                     progress: bool) -> list[A2CHistory]:
-    """The loop of both trainers, for K seeds as one computation: N episodes per seed, one
+    """The loop of the trainers (algorithm: "batch actor-critic", "REINFORCE" or "REINFORCE
+    with baseline"), for K seeds as one computation: N episodes per seed, one
     update; a seed that is done (total_steps or stop_return) leaves the batch (its rows of the
     networks and of the optimisers' state). One seed runs on the plain networks, sampled by
     sample_episodes: the batch (T, N) is then seen as a batch of one seed."""
-    desc = "batch AC" if with_critic else "REINFORCE"
-    obs_dim, n_actions = _check_batch_config(
-        config, seeds, "batch actor-critic" if with_critic else "REINFORCE")
+    desc = {"batch actor-critic": "batch AC", "REINFORCE": "REINFORCE",
+            "REINFORCE with baseline": "REINFORCE+V"}[algorithm]
+    with_critic = algorithm != "REINFORCE"                   # the critic is trained and kept
+    obs_dim, n_actions = _check_batch_config(config, seeds, algorithm)
     seeds, one = [int(s) for s in seeds], len(seeds) == 1
     start = time.perf_counter()
     with single_threaded(seeds[0]):
@@ -210,9 +231,12 @@ def _train_episodes(config: A2CConfig, seeds: Sequence[int], with_critic: bool,
                     batch = sample_episodes(config.env_id, policy, config.n_episodes, draws[0])
                 else:
                     batch = sample_episodes_seeds(config.env_id, policy, config.n_episodes, draws)
-                losses = (batch_actor_critic_update(policy, critic, opt_actor, opt_critic, batch,
-                                                    config) if with_critic
-                          else reinforce_update(policy, opt_actor, batch, config))
+                if algorithm == "batch actor-critic":                     # 2.-5. update
+                    losses = batch_actor_critic_update(policy, critic, opt_actor, opt_critic,
+                                                       batch, config)
+                else:
+                    losses = reinforce_update(policy, opt_actor, batch, config,
+                                              *((critic, opt_critic) if with_critic else ()))
                 if one:                                   # as a batch of one seed
                     batch = Batch(**{key: value[:, None] for key, value in vars(batch).items()})
                     losses = {key: [value] for key, value in losses.items()}
@@ -243,7 +267,7 @@ def _train_episodes(config: A2CConfig, seeds: Sequence[int], with_critic: bool,
 def _networks(config: A2CConfig, obs_dim: int, n_actions: int, seed: int
               ) -> tuple[CategoricalPolicy, ValueNet]:
     """The (policy, critic) a run with this seed starts from (from torch's global RNG; REINFORCE
-    builds the critic too, unused, so both algorithms start from the same policy)."""
+    without a baseline builds the critic too, unused, so all start from the same policy)."""
     torch.manual_seed(seed)
     return CategoricalPolicy(obs_dim, n_actions, config.hidden), ValueNet(obs_dim, config.hidden)
 
@@ -265,11 +289,14 @@ def train_batch_actor_critic(config: A2CConfig, progress: bool = False) -> A2CHi
     return train_batch_actor_critic_seeds(config, [config.seed], progress)[0]
 
 
-def train_reinforce(config: A2CConfig, progress: bool = False) -> A2CHistory:
+def train_reinforce(config: A2CConfig, progress: bool = False, baseline: bool = False
+                    ) -> A2CHistory:
     """REINFORCE with reward-to-go on the same budget and sampling as train_batch_actor_critic
-    (config.n_episodes whole episodes per update; the critic fields are unused).
-    It is `train_reinforce_seeds` with the one seed config.seed."""
-    return train_reinforce_seeds(config, [config.seed], progress)[0]
+    (config.n_episodes whole episodes per update); baseline=True subtracts V_phi(s_t), fitted
+    to the reward-to-go with config.critic_epochs steps of lr_critic (config.target is not used;
+    without a baseline, no critic field is). It is `train_reinforce_seeds` with the one seed
+    config.seed."""
+    return train_reinforce_seeds(config, [config.seed], progress, baseline)[0]
 
 
 def train_batch_actor_critic_seeds(config: A2CConfig, seeds: Sequence[int],
@@ -281,11 +308,13 @@ def train_batch_actor_critic_seeds(config: A2CConfig, seeds: Sequence[int],
     gradient clipping, no gradient between seeds (config.seed is not used). Each run stops on
     its own (total_steps or stop_return) and leaves the batch; its History's seconds are the
     batch's wall-clock until then."""
-    return _train_episodes(config, seeds, with_critic=True, progress=progress)
+    return _train_episodes(config, seeds, "batch actor-critic", progress)
 
 
-def train_reinforce_seeds(config: A2CConfig, seeds: Sequence[int], progress: bool = False
-                          ) -> list[A2CHistory]:
+def train_reinforce_seeds(config: A2CConfig, seeds: Sequence[int], progress: bool = False,
+                          baseline: bool = False) -> list[A2CHistory]:
     """One REINFORCE run per seed as one computation, as `train_batch_actor_critic_seeds`:
-    run k is train_reinforce(replace(config, seed=seeds[k])), up to float rounding."""
-    return _train_episodes(config, seeds, with_critic=False, progress=progress)
+    run k is train_reinforce(replace(config, seed=seeds[k]), baseline=baseline), up to float
+    rounding."""
+    return _train_episodes(config, seeds, "REINFORCE with baseline" if baseline else "REINFORCE",
+                           progress)

@@ -5,9 +5,10 @@
 Methods on one budget and one sampling scheme (N = 8 whole episodes per update, Adam,
 gradient-norm clipping 0.5, discount option 1), at gamma = 0.99 unless named:
     REINFORCE with reward-to-go weights           (`train_reinforce`)
+    REINFORCE with a V baseline, 10 critic steps  (`train_reinforce`, baseline=True)
     batch actor-critic, 10 critic steps per update  (`train_batch_actor_critic`, critic_epochs=10)
     batch actor-critic, 1 critic step per update    (critic_epochs=1: a critic barely fitted)
-    the first two at gamma = 0.9                    (a horizon of ~10 steps: an easier critic)
+    REINFORCE and the 10-step one at gamma = 0.9    (a horizon of ~10 steps: an easier critic)
 
 1. Learning-rate selection: each method at every lr of LRS on SELECTION_SEEDS; the best lr is
    the one with the highest mean area under the learning curve (the curve's mean over the
@@ -46,6 +47,7 @@ BASE = {"env_id": "CartPole-v1", "n_episodes": 8, "total_steps": BUDGET, "gamma"
         "lr_critic": 1e-2, "target": "one_step", "max_grad_norm": 0.5}
 #: method -> (trainer, the config fields that differ from BASE)
 METHODS = {"REINFORCE": ("reinforce", {}),
+           "REINFORCE with V baseline": ("reinforce_baseline", {"critic_epochs": 10}),
            "actor-critic, 10 critic steps": ("actor_critic", {"critic_epochs": 10}),
            "actor-critic, 1 critic step": ("actor_critic", {"critic_epochs": 1}),
            "REINFORCE, gamma 0.9": ("reinforce", {"gamma": 0.9}),
@@ -72,8 +74,10 @@ def config_of(method: str, lr: float, seed: int, total_steps: int = BUDGET):
 def train(method: str, config):
     from acteach.batch_actor_critic import train_batch_actor_critic, train_reinforce
 
-    trainer = train_reinforce if METHODS[method][0] == "reinforce" else train_batch_actor_critic
-    return trainer(config)
+    kind = METHODS[method][0]
+    if kind == "actor_critic":
+        return train_batch_actor_critic(config)
+    return train_reinforce(config, baseline=kind == "reinforce_baseline")
 
 
 def curve_of(history) -> np.ndarray:
@@ -146,7 +150,8 @@ def main() -> None:
         return [r for r in old.get(part, []) if r["method"] not in args.methods]
 
     def save(**parts) -> None:                  # after each phase, so a stopped run keeps some
-        out.update(parts, minutes=round((time.perf_counter() - start) / 60, 1))
+        out.update(parts, minutes=round(old.get("minutes", 0)             # the whole sweep's
+                                        + (time.perf_counter() - start) / 60, 1))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out) + "\n")
 

@@ -3,6 +3,7 @@ by hand, fixed-seed learning runs on CartPole, and many seeds at once (seed k of
 follows the single run with seed k, no gradient flows between seeds) (the checker of exercise
 6.1 is in test_checks.py)."""
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from acteach.batch_actor_critic import (
     actor_critic_losses,
     batch_actor_critic_update,
     monte_carlo_targets_of,
+    reinforce_update,
     reward_to_go_of,
     td_advantage_of,
     train_batch_actor_critic,
@@ -28,7 +30,12 @@ from acteach.stacked import stack_pairs, stacked_parameters
 from acteach.surrogate import policy_gradient_surrogate
 
 
-@pytest.mark.parametrize("train", [train_batch_actor_critic, train_reinforce])
+train_reinforce_baseline = functools.partial(train_reinforce, baseline=True)
+train_reinforce_baseline_seeds = functools.partial(train_reinforce_seeds, baseline=True)
+
+
+@pytest.mark.parametrize("train", [train_batch_actor_critic, train_reinforce,
+                                   train_reinforce_baseline])
 def test_smoke_run_returns_a_well_formed_history(train):
     threads = torch.get_num_threads()
     config = A2CConfig(total_steps=300, n_episodes=4, seed=1, critic_epochs=2)
@@ -43,7 +50,7 @@ def test_smoke_run_returns_a_well_formed_history(train):
     n_updates = len(history.losses["actor_loss"])
     assert n_updates == len(history.episode_returns) // config.n_episodes
     keys = {"actor_loss", "entropy", "adv_mean"} | ({"critic_loss"} if
-                                                    train is train_batch_actor_critic else set())
+                                                    train is not train_reinforce else set())
     assert set(history.losses) == keys
     assert all(np.all(np.isfinite(history.losses[k])) for k in keys)
     assert torch.get_num_threads() == threads and history.seconds > 0
@@ -125,6 +132,32 @@ def test_config_rejects_bad_critic_epochs():
         A2CConfig(critic_epochs=0)
 
 
+def test_reinforce_baseline_weight_is_reward_to_go_minus_v_worked_by_hand():
+    """The hand batch, gamma = 0.5, a critic that the fit leaves at V(s) = s (lr 0): the weight
+    is w = G - V(s), the reward-to-go (not bootstrapped at the time limit) minus the baseline:
+    column 0: G = 1.75, 1.5, 1 and V = 1, 2, 3; column 1: G = 1.5, 1 and V = 5, 6. The critic
+    was fitted to the Monte Carlo target (bootstrapped at the time limit: y = 3.25, 4.5 in
+    column 1), and the actor loss is -(1/N) sum log pi(a|s) w."""
+    batch, critic = _hand_batch()
+    torch.manual_seed(0)
+    policy = CategoricalPolicy(1, 2, hidden=())
+    w = np.array([[0.75, -3.5], [-0.5, -5.0], [-2.0, 0.0]])
+    mask = torch.as_tensor(batch.mask)
+    expected = -policy_gradient_surrogate(policy.log_prob(batch.obs, batch.act).detach(),
+                                          torch.as_tensor(w, dtype=torch.float32), mask)
+    config = A2CConfig(gamma=0.5, critic_epochs=3, ent_coef=0.0)
+    losses = reinforce_update(policy, torch.optim.SGD(policy.parameters(), lr=0.1), batch, config,
+                              critic, torch.optim.SGD(critic.parameters(), lr=0.0))
+    assert losses["adv_mean"] == pytest.approx(w.sum() / 5)
+    assert losses["actor_loss"] == pytest.approx(expected.item(), rel=1e-6)
+    y = np.array([[1.75, 3.25], [1.5, 4.5], [1.0, 0.0]])
+    v = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 0.0]])
+    assert losses["critic_loss"] == pytest.approx(((y - v) ** 2)[batch.mask].mean(), rel=1e-6)
+    without = reinforce_update(CategoricalPolicy(1, 2, hidden=()),
+                               torch.optim.SGD(policy.parameters(), lr=0.0), batch, config)
+    assert without["adv_mean"] == pytest.approx((w + v)[batch.mask].mean())
+
+
 def test_reinforce_learns_cartpole():
     """Fixed seed, notebook 06's settings: REINFORCE with reward-to-go improves too (the last 40
     episodes average well above the first 20)."""
@@ -132,6 +165,15 @@ def test_reinforce_learns_cartpole():
                                         lr_actor=1e-3, target="one_step"))
     first, last = np.mean(history.episode_returns[:20]), np.mean(history.episode_returns[-40:])
     assert last > 1.5 * first and last > 40, (first, last)
+
+
+def test_reinforce_with_baseline_learns_cartpole():
+    """Fixed seed, notebook 06's settings with a V baseline fitted by 10 steps per update: the
+    last 40 episodes average well above the first 20 (about 30 at the start)."""
+    history = train_reinforce(A2CConfig(seed=0, n_episodes=8, total_steps=20_000, lr_actor=1e-3,
+                                        lr_critic=1e-2, critic_epochs=10), baseline=True)
+    first, last = np.mean(history.episode_returns[:20]), np.mean(history.episode_returns[-40:])
+    assert last > 2 * first and last > 60, (first, last)
 
 
 # --- many seeds at once ----------------------------------------------------------------------
@@ -150,7 +192,8 @@ def _initial(network: torch.nn.Module, seed: int) -> torch.nn.Module:
 @pytest.mark.parametrize("train, train_seeds, target", [
     (train_batch_actor_critic, train_batch_actor_critic_seeds, "one_step"),
     (train_batch_actor_critic, train_batch_actor_critic_seeds, "n_step"),
-    (train_reinforce, train_reinforce_seeds, "one_step")])
+    (train_reinforce, train_reinforce_seeds, "one_step"),
+    (train_reinforce_baseline, train_reinforce_baseline_seeds, "one_step")])
 def test_seed_k_of_a_batched_run_follows_the_single_run_with_seed_k(train, train_seeds, target):
     """Three seeds at once, each run to 3-6 updates (they leave the batch at different times):
     the same episodes as the single run with that seed, the losses and the trained networks
