@@ -1,6 +1,6 @@
 """A2C on CartPole-v1 for every N envs x T steps per update, several seeds (notebook 07's grid).
 
-    python assets/parallel_grid_sweep.py [--seeds 0 1 2] [--budget 20000] [--jobs 1]
+    python assets/parallel_grid_sweep.py [--seeds 0 1 2 3 4] [--budget 20000] [--jobs 1]
                                          [--part all|grid|entropy]
                                          [--out assets/parallel_grid_sweep.json]
 
@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' machine record
 from _common import machine  # noqa: E402
 
 WINDOW, POINTS = 20, 50
+SEEDS, BUDGET = [0, 1, 2, 3, 4], 20_000          # the grid's default seeds and env steps per run
 ENTROPY_CELL, ENTROPY_COEFS, ENTROPY_SEEDS = (4, 4), (0.0, 0.01), (0, 1, 2, 3, 4)
 _warm = False
 
@@ -89,8 +90,8 @@ def main() -> None:
     from acteach.parallel import GRID_N_ENVS, GRID_N_STEPS, GridRun, cell_ci, grid_cells
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--budget", type=int, default=20_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser.add_argument("--budget", type=int, default=BUDGET)
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs in parallel, each on one thread (default 1)")
     parser.add_argument("--part", choices=("all", "grid", "entropy"), default="all")
@@ -112,6 +113,8 @@ def main() -> None:
     out = {"settings": settings(args.seeds, args.budget), "machine": machine(), "runs": runs}
     if args.part == "all":
         out["entropy"] = entropy_part(args.budget)
+    elif args.out.exists():                         # the grid alone: keep the stored entropy part
+        out["entropy"] = json.loads(args.out.read_text())["entropy"]
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     for (n, t), cell in grid_cells([GridRun.from_json(r) for r in runs]).items():
         ret, sec = cell_ci(cell, "final_return"), cell_ci(cell, "seconds")

@@ -29,7 +29,7 @@ def stored():
 def test_the_stored_settings_are_the_scripts_defaults(script, stored):
     settings, _ = stored
     assert {k: v for k, v in settings.items() if k != "machine"} == \
-        script.settings([0, 1, 2], 20_000)
+        script.settings(script.SEEDS, script.BUDGET)
     assert settings["total_steps"] >= 20_000 and len(settings["seeds"]) >= 3
 
 

@@ -177,6 +177,6 @@ class CurvesPlot(BlittedFigure):
 
 def notebook07_lab() -> ParallelLab:
     """Notebook 07's lab: the stored sweep of A2C on CartPole for every (N envs, T steps) in
-    {1, 4, 16} x {1, 4, 16}, 20,000 env steps, 3 seeds each (assets/parallel_grid_sweep.py)."""
+    {1, 4, 16} x {1, 4, 16}, 20,000 env steps, 5 seeds each (assets/parallel_grid_sweep.py)."""
     settings, runs = load_grid()
     return ParallelLab(runs, grid_steps(settings["total_steps"], settings["points"]))
