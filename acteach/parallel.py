@@ -15,7 +15,6 @@ which is measured, not assumed.
                      run summarised as a `GridRun` (final return, seconds, learning curve)
     load_grid        the stored sweep of the grid (assets/parallel_grid_sweep.py writes it)
     cell_ci          mean and 95% confidence half-width of a cell over its seeds
-    random_policy_returns   the level a run must beat to have learned anything
 """
 from __future__ import annotations
 
@@ -34,7 +33,6 @@ from acteach.batch_actor_critic import td_advantage_of
 from acteach.nets import CategoricalPolicy, ValueNet, per_trajectory_gradients
 from acteach.sampling import Batch, make_envs
 from acteach.stats import mean_ci
-from acteach.training import History
 
 
 @dataclass
@@ -278,10 +276,10 @@ def grid_config(config: A2CConfig) -> A2CConfig:
 def grid_run(history: A2CHistory, n_envs: int, n_steps: int, seed: int, at_steps: np.ndarray,
              window: int = 20) -> GridRun:
     """Summarise one run: its numbers and its curve at the env steps `at_steps`."""
-    steps, seconds, mean = smoothed(history, window)
+    steps, seconds = np.asarray(history.episode_steps), np.asarray(history.episode_seconds)
+    mean = history.running_mean(window)
     at_steps = np.asarray(at_steps, dtype=float)
-    ended = np.searchsorted(steps, at_steps, side="right")                   # episodes by then
-    curve = np.where(ended > 0, mean[np.maximum(ended - 1, 0)] if len(mean) else np.nan, np.nan)
+    curve = history.learning_curve(at_steps, window)
     curve_seconds = np.interp(at_steps, np.concatenate([[0], steps, [history.env_steps]]),
                               np.concatenate([[0], seconds, [history.seconds]]))
     final = float(mean[-1]) if len(mean) else float("nan")
@@ -338,41 +336,3 @@ def grid_cells(runs: Sequence[GridRun]) -> dict[tuple[int, int], list[GridRun]]:
 def cell_ci(runs: Sequence[GridRun], field: str) -> tuple[float, float]:
     """`stats.mean_ci` of a field over a cell's seeds: (mean, 95% half-width)."""
     return mean_ci([getattr(r, field) for r in runs])
-
-
-def random_policy_returns(env_id: str = "CartPole-v1", n_episodes: int = 200, seed: int = 0
-                          ) -> np.ndarray:
-    """Returns of the uniformly random policy (the level a grid run must beat to have learned
-    anything): the first n_episodes / 16 episodes of each of 16 envs stepped together (the
-    first n_episodes to end would favour short ones). -> (n_episodes,) rounded up to 16s."""
-    check_seed(seed)
-    check_positive_int("n_episodes", n_episodes)
-    n_envs, per_env = 16, -(-n_episodes // 16)
-    envs = make_envs(env_id, n_envs)
-    rng = np.random.default_rng(seed)
-    returns: list[list[float]] = [[] for _ in range(n_envs)]
-    try:
-        envs.reset(seed=seed)
-        running, autoreset = np.zeros(n_envs), np.zeros(n_envs, dtype=bool)
-        while min(map(len, returns)) < per_env:
-            act = rng.integers(0, envs.single_action_space.n, size=n_envs)
-            _, rew, terminated, truncated, _ = envs.step(act)
-            running += np.where(autoreset, 0.0, rew)          # a reset step is no transition
-            autoreset = (terminated | truncated) & ~autoreset
-            for n in np.flatnonzero(autoreset):
-                returns[n].append(running[n])
-                running[n] = 0.0
-    finally:
-        envs.close()
-    return np.array([r[:per_env] for r in returns]).reshape(-1)
-
-
-def smoothed(history: History, window: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(env steps, seconds, mean of the last `window` returns) at each episode's end."""
-    check_positive_int("window", window)
-    ret = np.asarray(history.episode_returns, dtype=float)
-    csum = np.concatenate([[0.0], np.cumsum(ret)])
-    idx = np.arange(1, len(ret) + 1)
-    lo = np.maximum(idx - window, 0)
-    mean = (csum[idx] - csum[lo]) / (idx - lo)
-    return np.asarray(history.episode_steps), np.asarray(history.episode_seconds), mean

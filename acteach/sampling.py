@@ -8,6 +8,7 @@ Batch that `tabular.sample_trajectories` fills, 01 and 03-06 sample gymnasium ep
     make_envs         n copies of a gymnasium env as one vector env (next-step autoreset)
     check_action_space  an algorithm refuses an env whose actions are of the wrong kind
     sample_episodes   the first episode of each of n envs, as a padded Batch
+    random_policy_returns  the returns of the uniformly random policy (what learning must beat)
     sample_episodes_seeds  the same for K seeds at once (K stacked networks, `acteach.stacked`):
                       seed k's episodes are those sample_episodes gives with seed k, in a
                       Batch (T, K, N)
@@ -271,3 +272,34 @@ def _first_episodes_of(env: Any, obs: np.ndarray, choose: Any, max_steps: int | 
         running = running & ~(terminated | truncated)
         obs = next_obs
     return _first_episodes(steps, cut=bool(running.any()))
+
+
+def random_policy_returns(env_id: str, n_episodes: int, seed: int = 0, n_envs: int = 16
+                          ) -> np.ndarray:
+    """Returns of the uniformly random policy (the level a run must beat to have learned
+    anything): the first n_episodes / n_envs episodes of each of n_envs envs stepped together
+    (the first n_episodes to end would favour short ones); actions uniform over a Discrete
+    space or over a Box's [low, high]. -> (n_episodes,) rounded up to a multiple of n_envs."""
+    check_seed(seed)
+    check_positive_int("n_episodes", n_episodes)
+    check_positive_int("n_envs", n_envs)
+    per_env = -(-n_episodes // n_envs)
+    envs = make_envs(env_id, n_envs)
+    space = envs.single_action_space
+    rng = np.random.default_rng(seed)
+    returns: list[list[float]] = [[] for _ in range(n_envs)]
+    try:
+        envs.reset(seed=seed)
+        running, autoreset = np.zeros(n_envs), np.zeros(n_envs, dtype=bool)
+        while min(map(len, returns)) < per_env:
+            act = (rng.integers(0, space.n, size=n_envs) if hasattr(space, "n") else
+                   rng.uniform(space.low, space.high, (n_envs, *space.shape)).astype(space.dtype))
+            _, rew, terminated, truncated, _ = envs.step(act)
+            running += np.where(autoreset, 0.0, rew)          # a reset step is no transition
+            autoreset = (terminated | truncated) & ~autoreset
+            for n in np.flatnonzero(autoreset):
+                returns[n].append(running[n])
+                running[n] = 0.0
+    finally:
+        envs.close()
+    return np.array([r[:per_env] for r in returns]).reshape(-1)

@@ -2,6 +2,7 @@
 06, 07 and 09 and their sweeps in assets/ state every conclusion with one of these.
 
     t_quantile      Student's t quantile, without scipy
+    mean_se         a mean over runs and its standard error
     mean_ci         a mean over runs and the half-width of its t-interval
     welch_interval  a difference of two means and its Welch t-interval (unequal variances)
 """
@@ -35,6 +36,14 @@ def t_quantile(p: float, df: float) -> float:
              (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
              (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160]
     return float(sum(term / df**k for k, term in enumerate(terms)))
+
+
+def mean_se(values) -> tuple[float, float]:
+    """(mean, standard error of the mean) of independent runs: sd (ddof 1) / sqrt(K), K >= 2."""
+    values = np.asarray(values, dtype=float).ravel()
+    if len(values) < 2:
+        raise ValueError(f"values: a standard error needs at least 2 runs, got {len(values)}")
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def mean_ci(values, axis: int = 0, level: float = 0.95):

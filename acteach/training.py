@@ -3,8 +3,8 @@
 
     History          what a run did: env steps, each episode's return, when it ended, the losses
                      of each update; `record_step` and `end_episode` keep it, `add_losses`
-                     appends an update's losses; `steps_to_mean_return`, `learning_curve`
-                     and `final_return` read it
+                     appends an update's losses; `steps_to_mean_return`, `running_mean`,
+                     `learning_curve` and `final_return` read it
     progress_bar     a tqdm bar counting environment steps (off when not asked for)
     single_threaded  torch on one thread for a block, and with a seed a forked global RNG:
                      small networks train far faster on one thread, and a run seeded inside it
@@ -106,16 +106,23 @@ class History:
         reached = np.flatnonzero(means >= threshold - 1e-9)
         return None if reached.size == 0 else start + int(reached[0]) + window - 1
 
+    def running_mean(self, window: int = 20) -> np.ndarray:
+        """(E,) at each episode's end, the mean return of the last `window` episodes (fewer at
+        the start): the learning curve against `episode_steps`."""
+        check_positive_int("window", window)
+        ret = np.asarray(self.episode_returns, dtype=float)
+        csum = np.concatenate([[0.0], np.cumsum(ret)])
+        idx = np.arange(1, len(ret) + 1)
+        lo = np.maximum(idx - window, 0)
+        return (csum[idx] - csum[lo]) / (idx - lo)
+
     def learning_curve(self, grid: np.ndarray, window: int = 20) -> np.ndarray:
         """(G,) the mean return of the last `window` episodes finished by each environment step
         of `grid` (NaN before the first episode ends): the curve a learning plot draws."""
-        check_positive_int("window", window)
-        ret = np.asarray(self.episode_returns, dtype=float)
+        mean = self.running_mean(window)
         ended = np.searchsorted(np.asarray(self.episode_steps), np.asarray(grid), side="right")
-        csum = np.concatenate([[0.0], np.cumsum(ret)])
-        lo = np.maximum(ended - window, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ended > 0, (csum[ended] - csum[lo]) / (ended - lo), np.nan)
+        return np.where(ended > 0, mean[np.maximum(ended - 1, 0)] if len(mean) else np.nan,
+                        np.nan)
 
     def final_return(self, window: int = 20) -> float:
         """The mean return of the last `window` episodes (the end of the learning curve)."""

@@ -67,7 +67,6 @@ def entropy_part(budget: int) -> dict:
     import numpy as np
 
     from acteach.actor_critic import A2CConfig, train_a2c_seeds
-    from acteach.parallel import smoothed
 
     out = {"settings": {"cell": list(ENTROPY_CELL), "ent_coefs": list(ENTROPY_COEFS),
                         "seeds": list(ENTROPY_SEEDS), "total_steps": budget, "window": WINDOW},
@@ -76,7 +75,7 @@ def entropy_part(budget: int) -> dict:
         config = A2CConfig(total_steps=budget, n_envs=ENTROPY_CELL[0], n_steps=ENTROPY_CELL[1],
                            normalize_adv=False, ent_coef=coef)
         for seed, history in zip(ENTROPY_SEEDS, train_a2c_seeds(config, list(ENTROPY_SEEDS))):
-            mean = smoothed(history, WINDOW)[2]
+            mean = history.running_mean(WINDOW)
             entropy = np.asarray(history.losses["entropy"])
             out["runs"].append({"ent_coef": coef, "seed": seed,
                                 "peak_return": round(float(mean.max()), 2),

@@ -7,8 +7,9 @@ import torch
 
 from acteach.actor_critic import A2CConfig, train_a2c, train_online_actor_critic
 from acteach.parallel import (GridRun, cell_ci, grid_cells, grid_config, grid_run,
-                              grid_steps, gradient_noise, learning_grid, random_policy_returns,
-                              signal_estimate, smoothed, window_variance)
+                              grid_steps, gradient_noise, learning_grid,
+                              signal_estimate, window_variance)
+from acteach.sampling import random_policy_returns
 
 
 def test_online_actor_critic_updates_once_per_transition():
@@ -122,9 +123,9 @@ def test_bad_stop_fields(field, value):
         A2CConfig(**{field: value})
 
 
-def test_smoothed_is_the_running_mean_of_the_last_window():
+def test_running_mean_is_the_mean_of_the_last_window():
     history = train_a2c(A2CConfig(total_steps=400, seed=2), progress=False)
-    steps, seconds, mean = smoothed(history, window=3)
+    steps, seconds, mean = history.episode_steps, history.episode_seconds, history.running_mean(3)
     ret = np.asarray(history.episode_returns)
     assert len(steps) == len(seconds) == len(mean) == len(ret)
     assert mean[0] == ret[0] and mean[-1] == pytest.approx(ret[-3:].mean())
@@ -159,7 +160,7 @@ def test_grid_run_curve_is_the_running_mean_at_each_step():
     history = train_a2c(A2CConfig(total_steps=400, seed=2), progress=False)
     at = grid_steps(400, 4)
     run = grid_run(history, 8, 4, 2, at, window=3)
-    steps, _, mean = smoothed(history, 3)
+    steps, mean = history.episode_steps, history.running_mean(3)
     for point, value in zip(at, run.curve):
         ended = np.searchsorted(steps, point, side="right")
         assert value == (mean[ended - 1] if ended else pytest.approx(np.nan, nan_ok=True))
@@ -229,7 +230,7 @@ def test_valid_steps_matches_the_rollouts_mask_on_real_envs():
 
 
 def test_random_policy_returns_take_as_many_episodes_from_every_env():
-    returns = random_policy_returns(n_episodes=40, seed=3)
+    returns = random_policy_returns("CartPole-v1", n_episodes=40, seed=3)
     assert returns.shape == (48,)                       # 3 episodes from each of 16 envs
     assert np.all(returns >= 8) and np.all(returns == np.round(returns))   # CartPole: +1 a step
-    np.testing.assert_array_equal(returns, random_policy_returns(n_episodes=40, seed=3))
+    np.testing.assert_array_equal(returns, random_policy_returns("CartPole-v1", n_episodes=40, seed=3))

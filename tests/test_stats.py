@@ -3,7 +3,7 @@ values (scipy is not installed by the course: the numbers are written here)."""
 import numpy as np
 import pytest
 
-from acteach.stats import mean_ci, t_quantile, welch_interval
+from acteach.stats import mean_ci, mean_se, t_quantile, welch_interval
 
 
 @pytest.mark.parametrize("p, df, expected", [(0.975, 1, 12.706204736174696),
@@ -42,3 +42,10 @@ def test_welch_interval_matches_scipy():
 def test_bad_input_is_refused_by_name(call, argument):
     with pytest.raises(ValueError, match=f"^{argument}:"):
         call()
+
+
+def test_mean_se_is_the_sd_over_root_k():
+    mean, se = mean_se([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and se == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
+    with pytest.raises(ValueError, match="^values:"):
+        mean_se([1.0])

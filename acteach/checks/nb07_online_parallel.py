@@ -277,15 +277,13 @@ def _show_curves(student: Any, ref: Any, config: Any) -> None:
     from IPython.display import display
     from matplotlib.figure import Figure
 
-    from acteach.parallel import smoothed
     from acteach.plotting import show_figure
 
     fig = Figure(figsize=(6, 2.8))
     ax = fig.add_subplot()
     for history, label, color in ((ref, "library's a2c_update", "0.5"),
                                   (student, "your a2c_update", "tab:red")):
-        steps, _, mean = smoothed(history, LEARN_WINDOW)
-        ax.plot(steps, mean, color=color, lw=2, label=label)
+        ax.plot(history.episode_steps, history.running_mean(LEARN_WINDOW), color=color, lw=2, label=label)
     ax.axhline(LEARN_GOAL, color="k", ls="--", lw=1)
     ax.set(xlabel="env steps", ylabel=f"mean return, last {LEARN_WINDOW}",
            xlim=(0, config.total_steps))

@@ -613,6 +613,7 @@ ACTOR_LOSS = Checker(
 #: a uniformly random policy -1211 +- 67 (20 episodes); an actor loss without
 #: reparameterisation -1428. (At 2,500 steps correct losses gave -550 to -753: too close.)
 LEARN_STEPS, LEARN_GOAL = 3_000, -600.0
+RANDOM_EPISODES = 20          # the random policy's score beside it: 20 episodes side by side
 
 
 def learn_config() -> Any:
@@ -621,31 +622,6 @@ def learn_config() -> Any:
     from acteach.sac import SACConfig
 
     return SACConfig(seed=0, total_steps=LEARN_STEPS, eval_every=LEARN_STEPS, eval_episodes=10)
-
-
-class UniformRandomPolicy:
-    """The baseline: actions uniform in (-1, 1) (torques uniform in [-2, 2] on Pendulum), with
-    the `act` of `sac.SquashedGaussianPolicy`, so that `sac.evaluate` runs it."""
-
-    def __init__(self, act_dim: int, seed: int) -> None:
-        self.act_dim, self.rng = act_dim, np.random.default_rng(seed)
-
-    def act(self, obs: np.ndarray, generator: Any = None, deterministic: bool = False
-            ) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, (len(obs), self.act_dim)).astype(np.float32)
-
-
-def random_policy_returns(env_id: str = "Pendulum-v1", n_episodes: int = 20, seed: int = 1
-                          ) -> np.ndarray:
-    """(n_episodes,) undiscounted returns of the uniformly random policy, run side by side."""
-    from acteach.sac import evaluate
-    from acteach.sampling import make_envs
-
-    envs = make_envs(env_id, n_episodes)
-    try:
-        return evaluate(UniformRandomPolicy(envs.single_action_space.shape[0], seed), envs, seed)
-    finally:
-        envs.close()
 
 
 def check_actor_loss_learns(fn: Callable, config: Any = None) -> Any:
@@ -660,7 +636,9 @@ def check_actor_loss_learns(fn: Callable, config: Any = None) -> Any:
     run = named(getattr(fn, "__name__", "actor_loss"),          # a stub is named by its own name
                 lambda: train_sac(config, actor_loss=fn))
     history = call_student(run, call)
-    random = random_policy_returns(config.env_id)
+    from acteach.sampling import random_policy_returns
+
+    random = random_policy_returns(config.env_id, RANDOM_EPISODES, seed=1, n_envs=RANDOM_EPISODES)
     baseline = (f"a uniformly random policy: {random.mean():.0f} \u00b1 "
                 f"{random.std(ddof=1) / np.sqrt(len(random)):.0f} over {len(random)} episodes")
     got = history.eval_returns[-1]
