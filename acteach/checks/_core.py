@@ -113,11 +113,6 @@ def compare(call: str, expected: np.ndarray, got: Any, atol: float = 1e-6,
             + (f"\n  hint: {hint}" if hint else ""))
 
 
-def is_bool(x: Any) -> bool:
-    """x is a bool numpy array or a bool torch tensor."""
-    return x.dtype == torch.bool if isinstance(x, torch.Tensor) else np.asarray(x).dtype == bool
-
-
 def recognise(got: Any, expected: Any, known: list[tuple[Any, str]], default: str,
               rtol: float = 1e-5, atol: float = 1e-6,
               same: Callable[[Any, Any], bool] | None = None) -> str:
